@@ -1,0 +1,115 @@
+"""From a URL to engines: where the store lives and how it is connected.
+
+SQLite gets two engines on one file: an aiosqlite engine for reads and a plain
+pysqlite engine owned by the writer thread (see `writer.ThreadWriter`).
+PostgreSQL gets one asyncpg engine for both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from session_store.errors import StoreUnavailable
+
+DEFAULT_URL = "sessions.db"
+Durability = Literal["off", "normal", "full"]
+
+
+@dataclass(frozen=True)
+class Database:
+    url: sa.URL
+    dialect: Literal["sqlite", "postgresql"]
+    engine: AsyncEngine
+    write_engine: Engine | None
+    """SQLite only: the engine of the writer thread."""
+
+    @property
+    def display_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.write_engine is not None:
+            self.write_engine.dispose()
+
+
+def resolve_url(url: str | None) -> sa.URL:
+    """`url`, else `$SESSION_STORE_URL`, else ./sessions.db; a bare path means SQLite."""
+    text = url or os.environ.get("SESSION_STORE_URL") or DEFAULT_URL
+    if "://" not in text:
+        return sa.make_url("sqlite+aiosqlite:///" + str(Path(text)))
+    try:
+        parsed = sa.make_url(text)
+    except sa.exc.ArgumentError as error:
+        raise StoreUnavailable(f"cannot parse database URL {text!r}: {error}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise StoreUnavailable(
+        f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)}: "
+        "use a SQLite path or a postgresql:// URL"
+    )
+
+
+def connect(url: str | None = None, *, durability: Durability = "normal",
+            busy_timeout: float = 30.0, pool_size: int = 10) -> Database:
+    resolved = resolve_url(url)
+    if resolved.get_backend_name() == "sqlite":
+        return _sqlite(resolved, durability, busy_timeout)
+    try:
+        engine = create_async_engine(resolved, pool_size=pool_size, max_overflow=pool_size)
+    except ImportError as error:
+        raise StoreUnavailable(
+            f"PostgreSQL needs asyncpg: pip install 'session-store[postgres]' ({error})"
+        ) from None
+    return Database(resolved, "postgresql", engine, None)
+
+
+def _sqlite(url: sa.URL, durability: Durability, busy_timeout: float) -> Database:
+    path = url.database
+    if not path or path == ":memory:" or (url.query.get("mode") == "memory"):
+        raise StoreUnavailable(
+            "in-memory SQLite cannot be shared by the writer thread and readers: use a file "
+            "(a temporary directory works for tests)"
+        )
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise StoreUnavailable(f"cannot create {path}: directory {parent} does not exist")
+    pragmas = (
+        f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}",
+        f"PRAGMA synchronous = {durability.upper()}",
+    )
+    engine = create_async_engine(url)
+    write_engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(write_engine, "connect")
+    def _write_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode = WAL")
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(write_engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return Database(url, "sqlite", engine, write_engine)

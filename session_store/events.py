@@ -1,0 +1,263 @@
+"""The vocabulary: what can happen to a session, and the envelope it is recorded in.
+
+Payloads are frozen `msgspec.Struct`s in one tagged union (the tag is the
+class name, stored in the log's `type` column). Each payload type has a schema
+version; an event stored under an older schema is upgraded on read by the
+upcasters registered for its type, so the log never has to be rewritten.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import msgspec
+
+from session_store.errors import SchemaError
+
+
+def new_id() -> str:
+    """A fresh random id (UUID4, canonical text form)."""
+    return str(uuid.uuid4())
+
+
+class SessionKey(NamedTuple):
+    """Identity of a session: every read and write is scoped by all three."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Token usage of one model call."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    model: str | None = None
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One message of a conversation, as a runner appends it.
+
+    `role` is who speaks in model terms (user, assistant, tool, system);
+    `author` is the agent or user name (defaults to the role). `native` carries
+    the runner's own representation where it must round-trip losslessly
+    (e.g. a Google ADK event as JSON).
+    """
+
+    role: str
+    text: str | None = None
+    parts: list[Any] | None = None
+    author: str = ""
+    invocation_id: str | None = None
+    state_delta: dict[str, Any] | None = None
+    usage: Usage | None = None
+    response_time: float | None = None
+    native: Any = None
+    id: str = msgspec.field(default_factory=new_id)
+    timestamp: float = msgspec.field(default_factory=time.time)
+
+    @property
+    def speaker(self) -> str:
+        return self.author or self.role
+
+
+class Payload(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag=True):
+    """Base of every recorded payload; `schema` is the payload's shape version."""
+
+    schema: ClassVar[int] = 1
+
+
+class SessionCreated(Payload):
+    state: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    tags: list[str] = []
+    timeout: float | None = None
+
+
+class MessageAppended(Payload):
+    message: Event
+
+
+class MessageRetracted(Payload):
+    """A message taken back (OpenAI Agents' `pop_item`); history no longer shows it."""
+
+    message_id: str
+
+
+class StateChanged(Payload):
+    delta: dict[str, Any]
+
+
+class MetadataChanged(Payload):
+    patch: dict[str, Any]
+    merge: bool = True
+
+
+class InteractionTracked(Payload):
+    tokens_in: int = 0
+    tokens_out: int = 0
+    response_time: float = 0.0
+    model: str | None = None
+
+
+class SessionArchived(Payload):
+    reason: str | None = None
+
+
+class SessionReactivated(Payload):
+    pass
+
+
+class SessionEnded(Payload):
+    reason: str | None = None
+
+
+class SessionExpired(Payload):
+    idle_seconds: float = 0.0
+
+
+class HistoryCleared(Payload):
+    pass
+
+
+class SessionDeleted(Payload):
+    """Tombstone: the session is hidden everywhere and its id is never reused."""
+
+
+class SessionPurged(Payload):
+    """The payloads of this stream were erased; the fact that they existed is kept."""
+
+    reason: str | None = None
+
+
+class PayloadErased(Payload):
+    """What a purged event's payload reads as: only its original type survives."""
+
+    original_type: str
+
+
+AnyPayload = (
+    SessionCreated
+    | MessageAppended
+    | MessageRetracted
+    | StateChanged
+    | MetadataChanged
+    | InteractionTracked
+    | SessionArchived
+    | SessionReactivated
+    | SessionEnded
+    | SessionExpired
+    | HistoryCleared
+    | SessionDeleted
+    | SessionPurged
+    | PayloadErased
+)
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    cls.__name__: cls
+    for cls in (
+        SessionCreated,
+        MessageAppended,
+        MessageRetracted,
+        StateChanged,
+        MetadataChanged,
+        InteractionTracked,
+        SessionArchived,
+        SessionReactivated,
+        SessionEnded,
+        SessionExpired,
+        HistoryCleared,
+        SessionDeleted,
+        SessionPurged,
+        PayloadErased,
+    )
+}
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as the log holds it: payload plus envelope.
+
+    `position` is global and strictly increasing in commit order (gaps are
+    allowed); `version` counts 1..n within the session without gaps; `hash`
+    chains each event to the previous one of its session.
+    """
+
+    position: int
+    app_name: str
+    user_id: str
+    session_id: str
+    version: int
+    type: str
+    data: AnyPayload
+    event_id: str
+    recorded_at: float
+    hash: str
+
+    @property
+    def key(self) -> SessionKey:
+        return SessionKey(self.app_name, self.user_id, self.session_id)
+
+
+# --- codec -------------------------------------------------------------------
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(cls) for name, cls in PAYLOAD_TYPES.items()
+}
+_union_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyPayload)
+_upcasters: dict[tuple[str, int], Upcaster] = {}
+
+
+def register_upcaster(type_name: str, from_schema: int, upcaster: Upcaster) -> None:
+    """Teach the codec to lift a `type_name` payload from `from_schema` to the next one.
+
+    The upcaster takes and returns the payload as a plain dict; chains run
+    until the current schema of the type is reached.
+    """
+    _upcasters[(type_name, from_schema)] = upcaster
+
+
+def type_name(payload: Payload) -> str:
+    return type(payload).__name__
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """The payload as stored: compact JSON, including its `type` tag."""
+    return _encoder.encode(payload)
+
+
+def decode_payload(type_name: str, schema: int, data: bytes) -> AnyPayload:
+    """Decode a stored payload, upcasting it first when it was written under an older schema."""
+    if not data:
+        return PayloadErased(original_type=type_name)
+    cls = PAYLOAD_TYPES.get(type_name)
+    if cls is None:
+        raise SchemaError(f"unknown event type {type_name!r}: written by a newer session-store?")
+    if schema == cls.schema:
+        result: AnyPayload = _decoders[type_name].decode(data)
+        return result
+    if schema > cls.schema:
+        raise SchemaError(
+            f"{type_name} schema {schema} is newer than this code's {cls.schema}; upgrade"
+        )
+    raw: dict[str, Any] = msgspec.json.decode(data)
+    while schema < cls.schema:
+        upcaster = _upcasters.get((type_name, schema))
+        if upcaster is None:
+            raise SchemaError(f"no upcaster registered for {type_name} schema {schema}")
+        raw = upcaster(raw)
+        schema += 1
+    raw["type"] = type_name
+    return msgspec.convert(raw, AnyPayload)  # type: ignore[arg-type]
+
+
+def decode_tagged(data: bytes) -> AnyPayload:
+    """Decode a payload whose JSON carries its own `type` tag (exports, imports)."""
+    result: AnyPayload = _union_decoder.decode(data)
+    return result
