@@ -1,0 +1,1 @@
+"""Read models folded from the session-store log, and the engine that runs them."""
