@@ -5,12 +5,13 @@ catch-up ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 
 from projections import engine
 from projections.engine import Projection
+from projections.heads import HeadsProjection
 from session_store.log import EventLog
 
 log = structlog.get_logger(__name__)
@@ -19,9 +20,10 @@ log = structlog.get_logger(__name__)
 class ProjectionRuntime:
     """The projections of one open store and how each one runs."""
 
-    def __init__(self, event_log: EventLog, inline: Sequence[Projection]) -> None:
+    def __init__(self, event_log: EventLog, *, modes: Mapping[str, str] | None = None) -> None:
         self.log = event_log
-        self.inline = list(inline)
+        self.heads = HeadsProjection()
+        self.inline: list[Projection] = [self.heads]
 
     @property
     def all(self) -> list[Projection]:
