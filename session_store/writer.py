@@ -190,6 +190,8 @@ def _already_stored(commit: Commit, stored: dict[str, RecordedEvent]) -> list[Re
     found: list[RecordedEvent] = []
     missing = False
     for append in commit:
+        if not append.caller_ids:
+            continue  # generated ids are fresh; a replayed commit is known by the caller's ids
         for event_id in append.event_ids:
             record = stored.get(event_id)
             if record is None:
