@@ -1,0 +1,84 @@
+"""The log tables: created once, versioned, and append-only by the database's own rules."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from session_store.errors import SchemaError
+from session_store.schema import SCHEMA_VERSION
+from tests.logkit import KEY, count_rows, message, opened_log, read_all, state
+
+
+async def test_prepare_creates_tables_and_records_the_schema_version(store_url: str) -> None:
+    async with opened_log(store_url) as log:
+        async with log.db.engine.connect() as conn:
+            stored = (await conn.execute(sa.text(
+                "SELECT value FROM ss_meta WHERE key = 'schema_version'"))).scalar_one()
+        assert int(stored) == SCHEMA_VERSION
+        assert await count_rows(log) == 0 and await count_rows(log, "ss_streams") == 0
+
+
+async def test_prepare_is_idempotent_and_keeps_the_data(store_url: str) -> None:
+    async with opened_log(store_url) as log:
+        await log.append(KEY, [state(a=1)])
+        await log.prepare()
+    async with opened_log(store_url) as log:
+        assert len(await read_all(log)) == 1
+
+
+async def test_newer_schema_is_refused(store_url: str) -> None:
+    async with opened_log(store_url) as log:
+        await log.append(KEY, [state(a=1)])
+        async with log.db.engine.begin() as conn:
+            await conn.execute(sa.text(
+                "UPDATE ss_meta SET value = :v WHERE key = 'schema_version'"),
+                {"v": str(SCHEMA_VERSION + 1)})
+    with pytest.raises(SchemaError, match=f"schema {SCHEMA_VERSION + 1}, newer"):
+        async with opened_log(store_url):
+            pass
+
+
+async def test_meta_without_a_version_is_refused(store_url: str) -> None:
+    async with opened_log(store_url) as log, log.db.engine.begin() as conn:
+        await conn.execute(sa.text("DELETE FROM ss_meta"))
+    with pytest.raises(SchemaError, match="no schema_version"):
+        async with opened_log(store_url):
+            pass
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE ss_events SET type = 'SessionDeleted'",
+    "UPDATE ss_events SET data = data",
+    "UPDATE ss_events SET version = version + 10",
+    "DELETE FROM ss_events",
+    "DELETE FROM ss_events WHERE version = 2",
+])
+async def test_the_database_refuses_to_change_the_log(store_url: str, statement: str) -> None:
+    async with opened_log(store_url) as log:
+        await log.append(KEY, [state(a=1), message("hi")])
+        before = await read_all(log)
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with log.db.engine.begin() as conn:
+                await conn.execute(sa.text(statement))
+        assert await read_all(log) == before
+
+
+async def test_erasing_payloads_needs_a_purge_record(store_url: str) -> None:
+    """Even the purge path's shape (data set to empty) is refused without a SessionPurged."""
+    async with opened_log(store_url) as log:
+        await log.append(KEY, [state(a=1)])
+        empty = "x''" if log.db.dialect == "sqlite" else "''::bytea"
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with log.db.engine.begin() as conn:
+                await conn.execute(sa.text(f"UPDATE ss_events SET data = {empty}"))
+        assert (await read_all(log))[0].data == state(a=1)
+
+
+async def test_postgres_refuses_truncate(pg_url: str) -> None:
+    async with opened_log(pg_url) as log:
+        await log.append(KEY, [state(a=1)])
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with log.db.engine.begin() as conn:
+                await conn.execute(sa.text("TRUNCATE ss_events"))
+        assert await count_rows(log) == 1
