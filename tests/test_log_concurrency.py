@@ -1,0 +1,165 @@
+"""Many writers at once: optimistic concurrency, several processes, a follower missing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from session_store.errors import ConcurrencyError
+from session_store.events import SessionKey
+from session_store.log import NO_STREAM, EventLog
+from tests.logkit import KEY, opened_log, read_all, read_stream, state
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_fifty_tasks_one_winner_per_version(store_url: str) -> None:
+    async with opened_log(store_url) as log:
+        tasks, rounds = 50, 8
+        for version in range(rounds):
+            results = await asyncio.gather(
+                *(log.append(KEY, [state(task=t, round=version)], expected_version=version)
+                  for t in range(tasks)),
+                return_exceptions=True)
+            winners = [r for r in results if isinstance(r, list)]
+            losers = [r for r in results if isinstance(r, ConcurrencyError)]
+            assert len(winners) == 1 and len(losers) == tasks - 1, results
+            assert winners[0][0].version == version + 1
+            assert all(e.expected == version and e.actual == version + 1 for e in losers)
+        records = await read_stream(log, KEY)
+        assert [r.version for r in records] == list(range(1, rounds + 1))
+        assert len({r.position for r in records}) == rounds
+
+
+async def test_fifty_tasks_retrying_until_they_land(store_url: str) -> None:
+    """Read-modify-append loops: every task lands once, versions have no gaps or duplicates."""
+    async with opened_log(store_url) as log:
+        conflicts = 0
+
+        async def worker(task: int) -> None:
+            nonlocal conflicts
+            while True:
+                version = await log.stream_version(KEY)
+                try:
+                    await log.append(KEY, [state(task=task)], expected_version=version)
+                    return
+                except ConcurrencyError:
+                    conflicts += 1
+
+        await asyncio.gather(*(worker(t) for t in range(50)))
+        records = await read_stream(log, KEY)
+        assert [r.version for r in records] == list(range(1, 51))
+        assert sorted(r.data.delta["task"] for r in records) == list(range(50))  # type: ignore[union-attr]
+        assert conflicts > 0
+
+
+_PROCESS = textwrap.dedent("""
+    import asyncio, sys
+    from session_store.events import SessionKey, StateChanged
+    from tests.logkit import opened_log
+
+    async def main(url, worker, count):
+        async with opened_log(url) as log:
+            own = SessionKey("app", "user", f"own-{worker}")
+            shared = SessionKey("app", "user", "shared")
+            async def one(i):
+                await log.append(shared, [StateChanged(delta={"w": worker, "i": i})])
+                await log.append(own, [StateChanged(delta={"i": i})], event_ids=[f"{worker}-{i}"])
+            for start in range(0, count, 10):
+                await asyncio.gather(*(one(i) for i in range(start, min(start + 10, count))))
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+""")
+
+
+async def test_several_processes_append_to_one_sqlite_file(sqlite_url: str) -> None:
+    async with opened_log(sqlite_url):
+        pass  # schema first, so the processes race on appends, not on DDL
+    workers, count = 4, 150
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS, sqlite_url, str(w), str(count)],
+                              env=env, cwd=ROOT, stderr=subprocess.PIPE)
+             for w in range(workers)]
+    for proc in procs:
+        _, err = await asyncio.to_thread(proc.communicate, timeout=120)
+        assert proc.returncode == 0, err.decode()
+    async with opened_log(sqlite_url) as log:
+        records = await read_all(log)
+        assert len(records) == 2 * workers * count
+        positions = [r.position for r in records]
+        assert positions == sorted(set(positions))
+        shared = await read_stream(log, SessionKey("app", "user", "shared"))
+        assert [r.version for r in shared] == list(range(1, workers * count + 1))
+        got = {(r.data.delta["w"], r.data.delta["i"]) for r in shared}  # type: ignore[union-attr]
+        assert got == {(w, i) for w in range(workers) for i in range(count)}
+        for w in range(workers):
+            own = await read_stream(log, SessionKey("app", "user", f"own-{w}"))
+            assert [r.event_id for r in own] == [f"{w}-{i}" for i in range(count)]
+
+
+async def _writers_and_follower(url: str, *, writers: int, total: int, batch: int) -> None:
+    """`writers` independent logs (own engine, own writer) append `total` events while a
+    follower reads `read_all` from its last position + 1; it must see each event once."""
+    per_writer = total // writers
+    async with opened_log(url):
+        pass
+    logs: list[EventLog] = []
+    contexts = [opened_log(url) for _ in range(writers)]
+    for context in contexts:
+        logs.append(await context.__aenter__())
+    done = asyncio.Event()
+    seen: list[tuple[int, str]] = []
+
+    async def write(index: int, log: EventLog) -> None:
+        async def one_session(s: int, count: int) -> None:
+            key = SessionKey("app", f"w{index}", f"s{s}")
+            version = 0
+            for start in range(0, count, batch):
+                size = min(batch, count - start)
+                ids = [f"{index}-{s}-{start + i}" for i in range(size)]
+                await log.append(key, [state(i=start + i) for i in range(size)],
+                                 event_ids=ids, expected_version=version or NO_STREAM)
+                version += size
+
+        sessions = 4  # concurrent appends per writer, so each writer group-commits too
+        await asyncio.gather(*(one_session(s, per_writer // sessions) for s in range(sessions)))
+
+    async def follow(log: EventLog) -> None:
+        position = 0
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            finished = done.is_set()
+            async for record in log.read_all(from_position=position + 1):
+                seen.append((record.position, record.event_id))
+                position = record.position
+            if finished:
+                return
+            await asyncio.sleep(0.001)
+
+    follower = asyncio.create_task(follow(logs[0]))
+    try:
+        await asyncio.gather(*(write(i, log) for i, log in enumerate(logs)))
+        done.set()
+        await asyncio.wait_for(follower, 300)
+    finally:
+        follower.cancel()
+        for context in contexts:
+            await context.__aexit__(None, None, None)
+    expected = writers * (per_writer // 4) * 4
+    positions = [p for p, _ in seen]
+    assert positions == sorted(set(positions)), "follower saw an event twice or out of order"
+    ids = [i for _, i in seen]
+    assert len(ids) == len(set(ids)) == expected, (len(ids), len(set(ids)), expected)
+
+
+async def test_concurrent_writers_and_a_follower_sqlite(sqlite_url: str) -> None:
+    await _writers_and_follower(sqlite_url, writers=4, total=8_000, batch=10)
+
+
+async def test_concurrent_writers_and_a_follower_postgres_100k(pg_url: str) -> None:
+    await _writers_and_follower(pg_url, writers=16, total=100_000, batch=10)
