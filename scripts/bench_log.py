@@ -1,0 +1,243 @@
+"""Benchmark the event log: append and read rates on SQLite and (when reachable) PostgreSQL.
+
+    python scripts/bench_log.py            # full run (fills a 1M-event log for the flatness check)
+    python scripts/bench_log.py --quick    # smaller sizes, a minute or so
+    python scripts/bench_log.py --pg postgresql://postgres@127.0.0.1:5432   # server, no database
+
+Each backend gets a fresh database. The raw-sqlite3 line runs the sequential workload (one
+event per transaction, same WAL journal and synchronous=NORMAL) without session-store, as the
+floor to compare against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from session_store.database import connect
+from session_store.events import Event, MessageAppended, SessionKey, encode_payload
+from session_store.log import EventLog
+
+TARGETS = {
+    ("sqlite", "sequential"): 4_000,
+    ("sqlite", "concurrent (64 sessions)"): 40_000,
+    ("sqlite", "batch of 1,000"): 150_000,
+    ("sqlite", "read_all"): 300_000,
+    ("postgresql", "sequential"): 1_200,
+    ("postgresql", "concurrent (64 sessions)"): 10_000,
+}
+TEXT = "The quick brown fox jumps over the lazy dog. " * 4  # ~180 bytes, a short chat turn
+
+
+def payload(i: int) -> MessageAppended:
+    return MessageAppended(message=Event(role="user" if i % 2 else "assistant", text=TEXT,
+                                         invocation_id=f"inv-{i // 2}"))
+
+
+@dataclass
+class Sizes:
+    sequential: int
+    concurrent_per_session: int
+    batches: int
+    flat_small: int
+    flat_large: int
+    flat_probe: int
+
+
+QUICK = Sizes(sequential=2_000, concurrent_per_session=100, batches=20, flat_small=10_000,
+              flat_large=200_000, flat_probe=2_000)
+FULL = Sizes(sequential=10_000, concurrent_per_session=300, batches=100, flat_small=10_000,
+             flat_large=1_000_000, flat_probe=5_000)
+
+
+@dataclass
+class Results:
+    rows: list[tuple[str, str, float, str]] = field(default_factory=list)
+
+    def add(self, backend: str, name: str, rate: float, note: str = "") -> None:
+        target = TARGETS.get((backend, name))
+        if target is not None:
+            verdict = "ok" if rate >= target else "BELOW"
+            note = f"target {target:,} {verdict}" + (f"; {note}" if note else "")
+        self.rows.append((backend, name, rate, note))
+        print(f"  {backend:<10} {name:<28} {rate:>12,.0f} ev/s  {note}", flush=True)
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[EventLog]:
+    db = connect(url)
+    log = EventLog(db)
+    try:
+        await log.prepare()
+        yield log
+    finally:
+        await log.close()
+        await db.dispose()
+
+
+async def sequential(log: EventLog, count: int, session: str = "seq") -> float:
+    key = SessionKey("bench", "user", session)
+    events = [payload(i) for i in range(count)]
+    await log.append(key, [events[0]])  # warm the writer and the connections
+    start = time.perf_counter()
+    for event in events[1:]:
+        await log.append(key, [event])
+    return rate(count - 1, time.perf_counter() - start)
+
+
+async def concurrent(log: EventLog, per_session: int, sessions: int = 64) -> float:
+    async def one(s: int) -> None:
+        key = SessionKey("bench", f"user{s % 8}", f"conc-{s}")
+        for i in range(per_session):
+            await log.append(key, [payload(i)])
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(s) for s in range(sessions)))
+    return rate(sessions * per_session, time.perf_counter() - start)
+
+
+async def batches(log: EventLog, count: int, size: int = 1_000, prefix: str = "batch") -> float:
+    start = time.perf_counter()
+    for b in range(count):
+        key = SessionKey("bench", "user", f"{prefix}-{b % 50}")
+        await log.append(key, [payload(i) for i in range(size)])
+    return rate(count * size, time.perf_counter() - start)
+
+
+async def read_all(log: EventLog) -> tuple[float, int]:
+    gc.collect()
+    start = time.perf_counter()
+    count = 0
+    async for _ in log.read_all():
+        count += 1
+    return rate(count, time.perf_counter() - start), count
+
+
+def raw_sqlite(count: int) -> float:
+    """The sequential workload on bare sqlite3: one INSERT per transaction, nothing else."""
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "raw.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("CREATE TABLE ss_events (position INTEGER PRIMARY KEY, app_name TEXT, "
+                     "user_id TEXT, session_id TEXT, version INTEGER, type TEXT, schema INTEGER, "
+                     "data BLOB, event_id TEXT UNIQUE, recorded_at REAL, hash TEXT, "
+                     "UNIQUE (app_name, user_id, session_id, version))")
+        rows = [(i + 1, "bench", "user", "seq", i + 1, "MessageAppended", 1,
+                 encode_payload(payload(i)), str(uuid.uuid4()), time.time(), "0" * 64)
+                for i in range(count)]
+        start = time.perf_counter()
+        for row in rows:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO ss_events VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        conn.close()
+        return rate(count, elapsed)
+
+
+async def fill(log: EventLog, target: int) -> None:
+    """Grow the log to `target` events with batch appends."""
+    have = await log.last_position()
+    b = 0
+    while have < target:
+        size = min(1_000, target - have)
+        await log.append(SessionKey("bench", "fill", f"f-{b % 1000}"),
+                         [payload(i) for i in range(size)])
+        have += size
+        b += 1
+
+
+async def run_backend(backend: str, url: str, sizes: Sizes, results: Results) -> None:
+    async with opened(url) as log:
+        seq = await sequential(log, sizes.sequential)
+        results.add(backend, "sequential", seq)
+        if backend == "sqlite":
+            raw = raw_sqlite(sizes.sequential)
+            results.add(backend, "raw sqlite3 sequential", raw,
+                        f"session-store reaches {seq / raw:.0%} of it")
+        results.add(backend, "concurrent (64 sessions)",
+                    await concurrent(log, sizes.concurrent_per_session))
+        results.add(backend, "batch of 1,000", await batches(log, sizes.batches))
+        read_rate, count = await read_all(log)
+        results.add(backend, "read_all", read_rate, f"{count:,} events")
+    flat_url = url if backend == "postgresql" else url + ".flat"
+    async with opened(flat_url) as log:
+        await fill(log, sizes.flat_small)
+        small = await sequential(log, sizes.flat_probe, "flat-small")
+        await fill(log, sizes.flat_large)
+        large = await sequential(log, sizes.flat_probe, "flat-large")
+        results.add(backend, f"sequential at {sizes.flat_small // 1000}k", small)
+        verdict = "ok" if large >= 0.8 * small else "BELOW 80%"
+        results.add(backend, f"sequential at {sizes.flat_large / 1e6:g}M", large,
+                    f"{large / small:.0%} of the rate at {sizes.flat_small // 1000}k ({verdict})")
+
+
+@asynccontextmanager
+async def postgres_database(server: str) -> AsyncIterator[str | None]:
+    try:
+        import asyncpg
+    except ImportError:
+        yield None
+        return
+    name = f"ss_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await asyncpg.connect(f"{server}/postgres", timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        print(f"PostgreSQL at {server} is not reachable ({error}); skipped")
+        yield None
+        return
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield f"{server.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    finally:
+        admin = await asyncpg.connect(f"{server}/postgres")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--pg", default=os.environ.get("SESSION_STORE_BENCH_PG",
+                                                      "postgresql://postgres@127.0.0.1:5432"),
+                        help="PostgreSQL server URL without a database ('' to skip)")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    results = Results()
+    print(f"session-store log benchmark ({'quick' if args.quick else 'full'}), "
+          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    if args.only in (None, "sqlite"):
+        with tempfile.TemporaryDirectory() as tmp:
+            await run_backend("sqlite", str(Path(tmp) / "bench.db"), sizes, results)
+    if args.only in (None, "postgresql") and args.pg:
+        async with postgres_database(args.pg) as url:
+            if url is not None:
+                await run_backend("postgresql", url, sizes, results)
+    if args.json:
+        print(json.dumps([dict(zip(("backend", "workload", "events_per_second", "note"), row,
+                                   strict=True)) for row in results.rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
