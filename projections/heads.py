@@ -87,6 +87,10 @@ class Head(msgspec.Struct, kw_only=True):
     """Messages at versions after this one are the visible history (HistoryCleared moves it)."""
     retracted: list[str] = []
     message_count: int = 0
+    tracked_interactions: int = 0
+    tracked_tokens_in: int = 0
+    tracked_tokens_out: int = 0
+    tracked_response_time: float = 0.0
 
     @property
     def key(self) -> SessionKey:
@@ -123,6 +127,11 @@ def fold(head: Head | None, event: RecordedEvent) -> Head:
             head.state = apply_delta(head.state, data.message.state_delta, scope)
     elif isinstance(data, StateChanged):
         head.state = apply_delta(head.state, data.delta, scope)
+    elif isinstance(data, InteractionTracked):
+        head.tracked_interactions += 1
+        head.tracked_tokens_in += data.tokens_in
+        head.tracked_tokens_out += data.tokens_out
+        head.tracked_response_time += data.response_time
     elif isinstance(data, MetadataChanged):
         head.metadata = {**head.metadata, **data.patch} if data.merge else dict(data.patch)
     elif isinstance(data, MessageRetracted):
@@ -142,7 +151,7 @@ def fold(head: Head | None, event: RecordedEvent) -> Head:
     elif isinstance(data, SessionDeleted):
         head.deleted = True
     elif isinstance(data, SessionPurged):
-        head.purged = True
+        head.purged = head.deleted = True  # a purge is a delete that also erases
         head.state, head.metadata, head.tags, head.retracted = {}, {}, [], []
     return head
 

@@ -11,6 +11,9 @@ from session_store.errors import (
     StoreUnavailable,
 )
 from session_store.events import Event, RecordedEvent, SessionKey, Usage
+from session_store.session import Session, SessionPage, SessionStatistics
+from session_store.store import SessionStore, open_store
+from session_store.sync import SyncSessionStore
 
 __all__ = [
     "ConcurrencyError",
@@ -22,6 +25,12 @@ __all__ = [
     "SessionClosed",
     "SessionKey",
     "SessionNotFound",
+    "Session",
+    "SessionPage",
+    "SessionStatistics",
+    "SessionStore",
+    "SyncSessionStore",
+    "open_store",
     "SessionStoreError",
     "StoreUnavailable",
     "Usage",

@@ -1,0 +1,179 @@
+"""Read queries behind the facade: session heads, recent messages, session pages.
+
+Reads never fold history: a session's current state comes from its head row
+(kept inline by the heads projection) and its messages from the log's
+(session, version) index, newest first, so `get_session(num_recent_events=k)`
+costs O(k).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from projections.heads import ACTIVE, EXPIRED, HEADS, TAGS, Head, decode_head
+from session_store.errors import InvalidEvent
+from session_store.events import RecordedEvent, SessionKey
+from session_store.records import RECORD_COLUMNS, decode_row
+from session_store.schema import events
+from session_store.session import Session, TrackedTotals
+
+_KEY = (HEADS.c.app_name, HEADS.c.user_id, HEADS.c.session_id)
+
+_HEADS_OF_SESSION = sa.select(HEADS.c.body).where(
+    HEADS.c.app_name == sa.bindparam("a"),
+    sa.or_(
+        sa.and_(HEADS.c.user_id == sa.bindparam("u"),
+                HEADS.c.session_id.in_([sa.bindparam("s"), ""])),
+        sa.and_(HEADS.c.user_id == "", HEADS.c.session_id == ""),
+    ),
+)
+
+
+def _messages_query(newest_first: bool, limited: bool, since: bool) -> Any:
+    query = sa.select(*RECORD_COLUMNS).where(
+        events.c.app_name == sa.bindparam("a"), events.c.user_id == sa.bindparam("u"),
+        events.c.session_id == sa.bindparam("s"), events.c.type == "MessageAppended",
+        events.c.version > sa.bindparam("after"), events.c.version <= sa.bindparam("upto"))
+    if since:
+        query = query.where(events.c.recorded_at >= sa.bindparam("since"))
+    query = query.order_by(events.c.version.desc() if newest_first else events.c.version)
+    return query.limit(sa.bindparam("limit")) if limited else query
+
+
+_MESSAGES = {(n, lim, s): _messages_query(n, lim, s)
+             for n in (False, True) for lim in (False, True) for s in (False, True)}
+
+
+async def load_heads(conn: AsyncConnection, key: SessionKey) -> tuple[Head | None, dict[str, Any]]:
+    """The session's head and the merged app/user scope state, in one query."""
+    rows = (await conn.execute(_HEADS_OF_SESSION,
+                               {"a": key[0], "u": key[1], "s": key[2]})).all()
+    head: Head | None = None
+    scoped: dict[str, Any] = {}
+    for (body,) in rows:
+        found = decode_head(body)
+        if found.session_id:
+            head = found
+        else:
+            scoped.update(found.state)
+    return head, scoped
+
+
+async def recent_messages(conn: AsyncConnection, head: Head, *, limit: int | None,
+                          since: float | None, upto: int | None = None) -> list[RecordedEvent]:
+    """Visible messages of a session, oldest first: the last `limit` ones, after `since`."""
+    if limit == 0:
+        return []
+    retracted = set(head.retracted)
+    params: dict[str, Any] = {"a": head.app_name, "u": head.user_id, "s": head.session_id,
+                              "after": head.history_from,
+                              "upto": upto if upto is not None else head.version}
+    if since is not None:
+        params["since"] = since
+    if limit is not None:
+        params["limit"] = limit + len(retracted)
+    query = _MESSAGES[(limit is not None, limit is not None, since is not None)]
+    rows = (await conn.execute(query, params)).all()
+    found = [decode_row(row) for row in rows]
+    if limit is not None:
+        found.reverse()
+    if retracted:
+        found = [r for r in found if r.data.message.id not in retracted]  # type: ignore[union-attr]
+        if limit is not None:
+            found = found[-limit:]
+    return found
+
+
+def snapshot(head: Head, scoped: dict[str, Any], messages: Sequence[RecordedEvent],
+             now: float | None = None) -> Session:
+    """The public `Session` of a head, its scope state and its messages."""
+    status = head.status
+    expires_at = head.expires_at
+    if status == ACTIVE and expires_at is not None and expires_at < (now or time.time()):
+        status = EXPIRED
+    return Session(
+        id=head.session_id, app_name=head.app_name, user_id=head.user_id, version=head.version,
+        status=status, state={**head.state, **scoped}, metadata=head.metadata,
+        tags=tuple(head.tags), events=tuple(messages), created_at=head.created_at,
+        last_update_time=head.last_update_time, expires_at=expires_at,
+        tracked=TrackedTotals(head.tracked_interactions, head.tracked_tokens_in,
+                              head.tracked_tokens_out, head.tracked_response_time),
+    )
+
+
+# --- pages of sessions ---------------------------------------------------------------
+
+STATUSES = ("active", "archived", "ended", "expired")
+
+
+def encode_cursor(head: Head) -> str:
+    raw = msgspec.json.encode([head.last_update_time, head.user_id, head.session_id])
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str, str]:
+    try:
+        at, user, session = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()))
+        return float(at), str(user), str(session)
+    except (ValueError, TypeError, msgspec.DecodeError):
+        raise InvalidEvent(f"cursor {cursor!r} was not made by list_sessions") from None
+
+
+def page_query(*, app_name: str, user_id: str | None, status: str | None,
+               tags: Sequence[str] | None, since: float | None, cursor: str | None,
+               limit: int, now: float) -> Any:
+    h = HEADS
+    query = sa.select(h.c.body).where(h.c.app_name == app_name, h.c.session_id != "",
+                                      h.c.deleted == sa.false())
+    if user_id is not None:
+        query = query.where(h.c.user_id == user_id)
+    if status == "active":
+        query = query.where(h.c.status == ACTIVE,
+                            sa.or_(h.c.expires_at.is_(None), h.c.expires_at >= now))
+    elif status == "expired":
+        query = query.where(sa.or_(h.c.status == EXPIRED,
+                                   sa.and_(h.c.status == ACTIVE, h.c.expires_at < now)))
+    elif status is not None:
+        query = query.where(h.c.status == status)
+    for tag in tags or ():
+        query = query.where(sa.exists().where(
+            TAGS.c.app_name == h.c.app_name, TAGS.c.user_id == h.c.user_id,
+            TAGS.c.session_id == h.c.session_id, TAGS.c.tag == tag))
+    if since is not None:
+        query = query.where(h.c.last_update_time >= since)
+    if cursor is not None:
+        query = query.where(sa.tuple_(h.c.last_update_time, h.c.user_id, h.c.session_id)
+                            > sa.tuple_(*decode_cursor(cursor)))
+    return query.order_by(h.c.last_update_time, h.c.user_id, h.c.session_id).limit(limit + 1)
+
+
+async def scope_states(conn: AsyncConnection, app_name: str, users: set[str]
+                       ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The app's `app:` state and each listed user's `user:` state."""
+    query = sa.select(HEADS.c.body).where(
+        HEADS.c.app_name == app_name, HEADS.c.session_id == "",
+        HEADS.c.user_id.in_([*users, ""]))
+    app_state: dict[str, Any] = {}
+    user_states: dict[str, dict[str, Any]] = {}
+    for (body,) in (await conn.execute(query)).all():
+        head = decode_head(body)
+        if head.user_id:
+            user_states[head.user_id] = head.state
+        else:
+            app_state = head.state
+    return app_state, user_states
+
+
+async def overdue_heads(conn: AsyncConnection, now: float) -> list[Head]:
+    """Active sessions idle past their own timeout."""
+    query = sa.select(HEADS.c.body).where(
+        HEADS.c.status == ACTIVE, HEADS.c.expires_at < now, HEADS.c.deleted == sa.false(),
+        HEADS.c.session_id != "")
+    return [decode_head(row[0]) for row in (await conn.execute(query)).all()]

@@ -1,0 +1,127 @@
+"""The `Session` snapshot: an immutable view of one session at one version.
+
+Queries on it are pure: they look only at what the snapshot holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import msgspec
+
+from session_store.events import Event, MessageAppended, RecordedEvent, SessionKey
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    messages: int
+    messages_by_role: Mapping[str, int]
+    tokens_in: int
+    tokens_out: int
+    interactions: int
+    mean_response_time: float | None
+    p95_response_time: float | None
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedTotals:
+    """Interactions recorded with `track_interaction` (not tied to a message)."""
+
+    interactions: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    response_time_sum: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A session as of `version`. `events` holds its visible messages, oldest first."""
+
+    id: str
+    app_name: str
+    user_id: str
+    version: int
+    status: str
+    state: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    tags: tuple[str, ...]
+    events: tuple[RecordedEvent, ...]
+    created_at: float
+    last_update_time: float
+    expires_at: float | None
+    tracked: TrackedTotals = field(default_factory=TrackedTotals)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", MappingProxyType(dict(self.state)))
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    @property
+    def key(self) -> SessionKey:
+        return SessionKey(self.app_name, self.user_id, self.id)
+
+    @property
+    def messages(self) -> tuple[Event, ...]:
+        return tuple(e.data.message for e in self.events if isinstance(e.data, MessageAppended))
+
+    def recent_messages(self, n: int) -> tuple[Event, ...]:
+        return self.messages[-n:] if n > 0 else ()
+
+    def messages_by_role(self, role: str) -> tuple[Event, ...]:
+        return tuple(m for m in self.messages if m.role == role)
+
+    def messages_after(self, timestamp: float) -> tuple[Event, ...]:
+        return tuple(m for m in self.messages if m.timestamp > timestamp)
+
+    def search(self, text: str) -> tuple[Event, ...]:
+        """Messages whose text contains `text`, ignoring case."""
+        needle = text.casefold()
+        return tuple(m for m in self.messages if m.text and needle in m.text.casefold())
+
+    def statistics(self) -> SessionStatistics:
+        by_role: dict[str, int] = {}
+        tokens_in, tokens_out, times = self.tracked.tokens_in, self.tracked.tokens_out, []
+        interactions = self.tracked.interactions
+        for message in self.messages:
+            by_role[message.role] = by_role.get(message.role, 0) + 1
+            if message.usage is not None:
+                tokens_in += message.usage.tokens_in
+                tokens_out += message.usage.tokens_out
+            if message.response_time is not None:
+                times.append(message.response_time)
+            if message.usage is not None or message.response_time is not None:
+                interactions += 1
+        total_time = sum(times) + self.tracked.response_time_sum
+        timed = len(times) + self.tracked.interactions
+        times.sort()
+        return SessionStatistics(
+            messages=sum(by_role.values()),
+            messages_by_role=MappingProxyType(by_role),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            interactions=interactions,
+            mean_response_time=total_time / timed if timed else None,
+            p95_response_time=times[max(0, math.ceil(0.95 * len(times)) - 1)] if times else None,
+            duration=max(0.0, self.last_update_time - self.created_at),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (events included, as their builtins form)."""
+        return {
+            "id": self.id, "app_name": self.app_name, "user_id": self.user_id,
+            "version": self.version, "status": self.status, "state": dict(self.state),
+            "metadata": dict(self.metadata), "tags": list(self.tags),
+            "created_at": self.created_at, "last_update_time": self.last_update_time,
+            "expires_at": self.expires_at,
+            "events": [msgspec.to_builtins(e) for e in self.events],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    sessions: list[Session]
+    next_cursor: str | None

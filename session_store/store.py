@@ -1,0 +1,457 @@
+"""The facade: commands become events appended to the log; queries read projections.
+
+`open_store()` opens (and creates or upgrades) a store; every method of
+`SessionStore` is async. See API.md for the contract.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from projections.heads import Head, fold, key_scope, scope_stream
+from projections.runtime import ProjectionRuntime
+from session_store import audit, reads, validation
+from session_store.database import Database, Durability, connect
+from session_store.errors import (
+    ConcurrencyError,
+    InvalidEvent,
+    SessionAlreadyExists,
+    SessionNotFound,
+    StoreUnavailable,
+)
+from session_store.events import (
+    Event,
+    HistoryCleared,
+    InteractionTracked,
+    MessageAppended,
+    MetadataChanged,
+    Payload,
+    RecordedEvent,
+    SessionArchived,
+    SessionCreated,
+    SessionDeleted,
+    SessionEnded,
+    SessionExpired,
+    SessionKey,
+    SessionPurged,
+    SessionReactivated,
+    StateChanged,
+    new_id,
+)
+from session_store.hooks import Hook, Hooks, Middleware
+from session_store.log import ANY, NO_STREAM, EventLog
+from session_store.session import Session, SessionPage
+from session_store.writer import Append
+
+SessionRef = Session | SessionKey | tuple[str, str, str]
+
+
+class SessionStore:
+    """Sessions of AI-agent conversations, kept as an event log with projections."""
+
+    def __init__(self, db: Database, log: EventLog, runtime: ProjectionRuntime) -> None:
+        self.db = db
+        self.log = log
+        self.projections = runtime
+        self.hooks = Hooks()
+
+    @classmethod
+    async def open(cls, url: str | None = None, *, durability: Durability = "normal",
+                   max_event_bytes: int = validation.DEFAULT_MAX_EVENT_BYTES,
+                   projections: Mapping[str, str] | None = None,
+                   pool_size: int = 10) -> SessionStore:
+        db = connect(url, durability=durability, pool_size=pool_size)
+        log = EventLog(db, max_event_bytes=max_event_bytes)
+        runtime = ProjectionRuntime(log, modes=projections)
+        try:
+            await log.prepare()
+            await runtime.start()
+        except OSError as error:
+            await db.dispose()
+            raise StoreUnavailable(f"cannot open {db.display_url}: {error}") from None
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(db, log, runtime)
+
+    async def close(self) -> None:
+        await self.projections.close()
+        await self.log.close()
+        await self.db.dispose()
+
+    async def __aenter__(self) -> SessionStore:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.close()
+
+    # --- read models and hooks ------------------------------------------------------
+
+    @property
+    def history(self) -> Any:
+        return self.projections.history
+
+    @property
+    def users(self) -> Any:
+        return self.projections.users
+
+    @property
+    def analytics(self) -> Any:
+        return self.projections.analytics
+
+    def use(self, middleware: Middleware) -> None:
+        """Add a middleware that transforms or rejects payloads before they are appended."""
+        self.hooks.middleware.append(middleware)
+
+    def on(self, event: str, hook: Hook) -> None:
+        """Call `hook(recorded_event)` after each committed event of that type ('*' for all)."""
+        self.hooks.on(event, hook)
+
+    # --- sessions -----------------------------------------------------------------------
+
+    async def create_session(self, *, app_name: str, user_id: str, session_id: str | None = None,
+                             state: Mapping[str, Any] | None = None,
+                             metadata: Mapping[str, Any] | None = None,
+                             tags: Sequence[str] | None = None,
+                             timeout: float | timedelta | None = None) -> Session:
+        key = _key_of(app_name, user_id, new_id() if session_id is None else session_id)
+        initial = validation.check_mapping(state or {}, "state")
+        created = SessionCreated(
+            state=_without_temp(initial), metadata=validation.check_mapping(metadata or {},
+                                                                             "metadata"),
+            tags=_tags(tags), timeout=_timeout(timeout))
+        try:
+            await self._append(key, [created], expected_version=NO_STREAM, delta=initial)
+        except ConcurrencyError:
+            raise SessionAlreadyExists(
+                f"session {key.session_id!r} of user {key.user_id!r} in app {key.app_name!r} "
+                "already exists (ids of deleted sessions are never reused)") from None
+        session = await self.get_session(app_name=key[0], user_id=key[1], session_id=key[2])
+        assert session is not None
+        return session
+
+    async def get_session(self, *, app_name: str, user_id: str, session_id: str,
+                          num_recent_events: int | None = None,
+                          after_timestamp: float | None = None,
+                          at_version: int | None = None) -> Session | None:
+        """The session now (or as it was after event `at_version`); None when not visible."""
+        key = _key_of(app_name, user_id, session_id)
+        _check_count(num_recent_events, "num_recent_events")
+        if at_version is not None:
+            _check_count(at_version, "at_version")
+            return await self._replay(key, at_version, num_recent_events, after_timestamp)
+        async with self.db.engine.connect() as conn:
+            head, scoped = await reads.load_heads(conn, key)
+            if head is None or head.deleted:
+                return None
+            messages = await reads.recent_messages(conn, head, limit=num_recent_events,
+                                                   since=after_timestamp)
+        return reads.snapshot(head, scoped, messages)
+
+    async def list_sessions(self, *, app_name: str, user_id: str | None = None,
+                            status: str | None = None, tags: Sequence[str] | None = None,
+                            since: float | None = None, limit: int = 100,
+                            cursor: str | None = None) -> SessionPage:
+        """Session summaries (state and metadata, no events), oldest activity first."""
+        validation.check_id(app_name, "app_name")
+        if user_id is not None:
+            validation.check_id(user_id, "user_id")
+        if status is not None and status not in reads.STATUSES:
+            raise InvalidEvent(f"status must be one of {reads.STATUSES}, not {status!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidEvent(f"limit must be an int from 1 to 10000, not {limit!r}")
+        query = reads.page_query(app_name=app_name, user_id=user_id, status=status,
+                                 tags=_tags(tags) if tags else None, since=since, cursor=cursor,
+                                 limit=limit, now=time.time())
+        async with self.db.engine.connect() as conn:
+            heads = [reads.decode_head(row[0]) for row in (await conn.execute(query)).all()]
+            more = len(heads) > limit
+            heads = heads[:limit]
+            app_state, user_states = await reads.scope_states(
+                conn, app_name, {h.user_id for h in heads})
+        sessions = [reads.snapshot(h, {**user_states.get(h.user_id, {}), **app_state}, ())
+                    for h in heads]
+        return SessionPage(sessions, reads.encode_cursor(heads[-1]) if more else None)
+
+    async def get_user_sessions(self, *, app_name: str, user_id: str) -> list[Session]:
+        sessions: list[Session] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(app_name=app_name, user_id=user_id, limit=1000,
+                                            cursor=cursor)
+            sessions.extend(page.sessions)
+            if page.next_cursor is None:
+                return sessions
+            cursor = page.next_cursor
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str,
+                             purge: bool = False) -> None:
+        """Tombstone the session (hidden everywhere, id never reused); `purge` erases payloads."""
+        key = _key_of(app_name, user_id, session_id)
+        async with self.db.engine.connect() as conn:
+            head, _ = await reads.load_heads(conn, key)
+        if head is None:
+            raise SessionNotFound(f"session {session_id!r} of user {user_id!r} in app "
+                                  f"{app_name!r} does not exist")
+        payloads: list[Payload] = [] if head.deleted else [SessionDeleted()]
+        if purge and not head.purged:
+            payloads.append(SessionPurged(reason="delete_session(purge=True)"))
+        if payloads:
+            append = self.log.prepare_append(key, payloads, erase=purge)
+            await self._commit([append])
+
+    # --- appending ------------------------------------------------------------------------
+
+    async def append_event(self, session: SessionRef, event: Event, *,
+                           expected_version: int | None = ANY) -> RecordedEvent:
+        """Append a conversation event; an event id already stored is an idempotent no-op."""
+        key = _ref(session)
+        _check_event(event)
+        if not event.author:
+            event = msgspec.structs.replace(event, author=event.role)
+        delta = dict(event.state_delta) if event.state_delta else {}
+        if delta:
+            event = msgspec.structs.replace(event, state_delta=_without_temp(delta) or None)
+        records = await self._append(key, [MessageAppended(message=event)],
+                                     expected_version=expected_version, delta=delta,
+                                     event_ids=[event.id])
+        return records[0]
+
+    async def add_message(self, session: SessionRef, role: str, text: str | None = None,
+                          **fields: Any) -> RecordedEvent:
+        try:
+            event = Event(role=role, text=text, **fields)
+        except TypeError as error:
+            raise InvalidEvent(f"add_message: {error}") from None
+        return await self.append_event(session, event)
+
+    async def update_state(self, session: SessionRef, delta: Mapping[str, Any], *,
+                           expected_version: int | None = ANY) -> RecordedEvent:
+        """Change state; `app:`/`user:` keys are shared, `temp:` keys are dropped."""
+        full = validation.check_mapping(delta, "delta")
+        return (await self._append(_ref(session), [StateChanged(delta=_without_temp(full))],
+                                   expected_version=expected_version, delta=full))[0]
+
+    async def update_session_metadata(self, session: SessionRef, patch: Mapping[str, Any], *,
+                                      merge: bool = True) -> RecordedEvent:
+        changed = MetadataChanged(patch=validation.check_mapping(patch, "patch"),
+                                  merge=bool(merge))
+        return (await self._append(_ref(session), [changed]))[0]
+
+    async def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
+                                tokens_out: int = 0, response_time: float = 0.0,
+                                model: str | None = None) -> RecordedEvent:
+        for value, what in ((tokens_in, "tokens_in"), (tokens_out, "tokens_out")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidEvent(f"{what} must be an int >= 0, not {value!r}")
+        validation.check_non_negative(response_time, "response_time")
+        tracked = InteractionTracked(tokens_in=tokens_in, tokens_out=tokens_out,
+                                     response_time=float(response_time), model=model)
+        return (await self._append(_ref(session), [tracked]))[0]
+
+    async def archive_session(self, session: SessionRef) -> RecordedEvent:
+        return (await self._append(_ref(session), [SessionArchived()]))[0]
+
+    async def reactivate_session(self, session: SessionRef) -> RecordedEvent:
+        return (await self._append(_ref(session), [SessionReactivated()]))[0]
+
+    async def end_session(self, session: SessionRef) -> RecordedEvent:
+        return (await self._append(_ref(session), [SessionEnded()]))[0]
+
+    async def clear_history(self, session: SessionRef) -> RecordedEvent:
+        """The visible history starts over; the log keeps every message."""
+        return (await self._append(_ref(session), [HistoryCleared()]))[0]
+
+    async def cleanup_expired_sessions(self) -> int:
+        """Expire active sessions idle past their own timeout; returns how many."""
+        now = time.time()
+        async with self.db.engine.connect() as conn:
+            overdue = await reads.overdue_heads(conn, now)
+        expired = 0
+        for head in overdue:
+            append = self.log.prepare_append(
+                head.key, [SessionExpired(idle_seconds=now - head.last_update_time)],
+                expected_version=head.version)
+            try:
+                await self._commit([append])
+            except (ConcurrencyError, SessionNotFound):
+                continue  # activity or a delete won the race: not idle any more
+            expired += 1
+        return expired
+
+    async def _append(self, key: SessionKey, payloads: Sequence[Payload], *,
+                      expected_version: int | None = ANY,
+                      delta: Mapping[str, Any] | None = None,
+                      event_ids: Sequence[str | None] | None = None) -> list[RecordedEvent]:
+        """Append to the session's stream, plus app/user scope streams for shared state keys."""
+        payloads = await self.hooks.transform(key, payloads)
+        appends = [self.log.prepare_append(key, payloads, expected_version=expected_version,
+                                           event_ids=event_ids)]
+        for scope in ("app", "user"):
+            shared = {k: v for k, v in (delta or {}).items() if key_scope(k) == scope}
+            if shared:
+                appends.append(self.log.prepare_append(scope_stream(key, scope),
+                                                       [StateChanged(delta=shared)]))
+        records = await self._commit(appends)
+        return [r for r in records if r.session_id == key.session_id]
+
+    async def _commit(self, appends: Sequence[Append]) -> list[RecordedEvent]:
+        records = await self.log.commit(appends)
+        await self.hooks.notify(records)
+        return records
+
+    # --- the log ---------------------------------------------------------------------------
+
+    def read_stream(self, session: SessionRef, *, from_version: int = 1,
+                    to_version: int | None = None) -> AsyncIterator[RecordedEvent]:
+        return self.log.read_stream(_ref(session), from_version=from_version,
+                                    to_version=to_version)
+
+    def read_all(self, *, from_position: int = 0, limit: int | None = None,
+                 **filters: Any) -> AsyncIterator[RecordedEvent]:
+        return self.log.read_all(from_position=from_position, limit=limit, **filters)
+
+    def subscribe(self, *, from_position: int = 0, **filters: Any
+                  ) -> AsyncIterator[RecordedEvent]:
+        return self.log.subscribe(from_position=from_position, **filters)
+
+    async def replay(self, session: SessionRef, *, to_version: int | None = None) -> Session:
+        """The session folded from the log alone (no read model involved)."""
+        key = _ref(session)
+        replayed = await self._replay(key, to_version, None, None)
+        if replayed is None:
+            raise SessionNotFound(f"session {key.session_id!r} has no events to replay")
+        return replayed
+
+    async def _replay(self, key: SessionKey, to_version: int | None, recent: int | None,
+                      since: float | None) -> Session | None:
+        head: Head | None = None
+        messages: list[RecordedEvent] = []
+        last_position = 0
+        async for record in self.log.read_stream(key, to_version=to_version):
+            head = fold(head, record)
+            last_position = record.position
+            if isinstance(record.data, MessageAppended):
+                messages.append(record)
+            elif record.type == "HistoryCleared":
+                messages = []
+        if head is None or head.deleted:
+            return None
+        hidden = set(head.retracted)
+        visible = [m for m in messages if m.data.message.id not in hidden]  # type: ignore[union-attr]
+        if since is not None:
+            visible = [m for m in visible if m.recorded_at >= since]
+        if recent is not None:
+            visible = visible[-recent:] if recent else []
+        scoped: dict[str, Any] = {}
+        until = last_position if to_version is not None else None
+        for scope in ("user", "app"):
+            scope_head: Head | None = None
+            async for record in self.log.read_stream(scope_stream(key, scope)):
+                if until is not None and record.position > until:
+                    break
+                scope_head = fold(scope_head, record)
+            if scope_head is not None:
+                scoped.update(scope_head.state)
+        return reads.snapshot(head, scoped, visible)
+
+    async def verify(self, session: SessionRef | None = None) -> audit.Report:
+        """Re-check hash chains and versions, and compare projections with a fresh fold."""
+        return await audit.verify(self, None if session is None else _ref(session))
+
+    async def rebuild(self, names: Sequence[str] | None = None, **options: Any) -> Any:
+        return await self.projections.rebuild(names, **options)
+
+
+class _Opening:
+    """What `open_store()` returns: `async with` it, or `await` it for a store to close later."""
+
+    def __init__(self, url: str | None, settings: dict[str, Any]) -> None:
+        self._url, self._settings = url, settings
+        self._store: SessionStore | None = None
+
+    def __await__(self) -> Any:
+        return SessionStore.open(self._url, **self._settings).__await__()
+
+    async def __aenter__(self) -> SessionStore:
+        self._store = await SessionStore.open(self._url, **self._settings)
+        return self._store
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+def open_store(url: str | None = None, **settings: Any) -> _Opening:
+    """Open the store at `url` (default `$SESSION_STORE_URL`, then ./sessions.db)."""
+    return _Opening(url, settings)
+
+
+# --- argument checks ----------------------------------------------------------------------
+
+def _key_of(app_name: Any, user_id: Any, session_id: Any) -> SessionKey:
+    return SessionKey(validation.check_id(app_name, "app_name"),
+                      validation.check_id(user_id, "user_id"),
+                      validation.check_id(session_id, "session_id"))
+
+
+def _ref(session: Any) -> SessionKey:
+    if isinstance(session, Session):
+        return session.key
+    if isinstance(session, tuple) and len(session) == 3:
+        return _key_of(*session)
+    raise InvalidEvent(f"expected a Session or SessionKey, not {type(session).__name__}")
+
+
+def _without_temp(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if key_scope(k) != "temp"}
+
+
+def _tags(tags: Sequence[str] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
+        raise InvalidEvent(f"tags must be a list of non-empty strings, not {tags!r}")
+    return list(dict.fromkeys(tags))
+
+
+def _timeout(timeout: float | timedelta | None) -> float | None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise InvalidEvent(f"timeout must be seconds > 0 or a positive timedelta, "
+                           f"not {timeout!r}")
+    validation.check_non_negative(seconds, "timeout")
+    return float(seconds)
+
+
+def _check_count(value: Any, what: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidEvent(f"{what} must be an int >= 0 or None, not {value!r}")
+
+
+def _check_event(event: Any) -> None:
+    if not isinstance(event, Event):
+        raise InvalidEvent(f"expected a session_store.Event, not {type(event).__name__}")
+    if not isinstance(event.role, str) or not event.role.strip():
+        raise InvalidEvent("event role must be a non-empty string")
+    validation.check_id(event.id, "event id")
+    if event.usage is not None:
+        for value, what in ((event.usage.tokens_in, "usage.tokens_in"),
+                            (event.usage.tokens_out, "usage.tokens_out")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidEvent(f"{what} must be an int >= 0, not {value!r}")
+    if event.response_time is not None:
+        validation.check_non_negative(event.response_time, "response_time")
+    if event.state_delta is not None:
+        validation.check_mapping(event.state_delta, "state_delta")
+    validation.check_non_negative(event.timestamp, "timestamp")
