@@ -192,7 +192,7 @@ async def run_backend(backend: str, url: str, sizes: Sizes, results: Results) ->
 @asynccontextmanager
 async def postgres_database(server: str) -> AsyncIterator[str | None]:
     try:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
     except ImportError:
         yield None
         return
