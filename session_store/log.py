@@ -9,6 +9,7 @@ bounded however long the log is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -19,7 +20,14 @@ import structlog
 from session_store import validation
 from session_store.database import Database
 from session_store.errors import InvalidEvent
-from session_store.events import Payload, RecordedEvent, SessionKey, encode_payload, new_id
+from session_store.events import (
+    PAYLOAD_TYPES,
+    Payload,
+    RecordedEvent,
+    SessionKey,
+    encode_payload,
+    new_id,
+)
 from session_store.records import RECORD_COLUMNS, decode_row
 from session_store.schema import events, prepare, streams
 from session_store.writer import Append, InlineApply, TaskWriter, ThreadWriter
@@ -121,18 +129,27 @@ class EventLog:
                       caller_ids=any(i is not None for i in given), erase=erase)
 
     def _encode(self, payload: Payload) -> bytes:
-        if not isinstance(payload, Payload):
-            raise InvalidEvent(f"not an event payload: {type(payload).__name__}")
-        name = type(payload).__name__
-        for field in payload.__struct_fields__:
-            _check_field(getattr(payload, field), f"{name}.{field}")
+        cls = type(payload)
+        decoder = _DECODERS.get(cls)
+        if decoder is None:
+            if not isinstance(payload, Payload):
+                raise InvalidEvent(f"not an event payload: {cls.__name__}")
+            raise InvalidEvent(f"{cls.__name__} is not in the event vocabulary (PAYLOAD_TYPES): "
+                               "it could be written but never read back")
+        # Fast path: if what is stored reads back equal to what was given, the payload is
+        # JSON all the way down (NaN, bytes, sets, non-str keys, wrong field types and
+        # objects all fail to encode or read back as something else). Anything else goes
+        # the slow way, which names the offending field.
         try:
             data = encode_payload(payload)
-            msgspec.json.decode(data, type=type(payload))  # what is stored must read back
-        except (msgspec.ValidationError, TypeError) as error:
-            raise InvalidEvent(f"{name} does not match its schema: {error}") from None
+            clean = (data.count(b"[") + data.count(b"{") <= validation.MAX_JSON_DEPTH
+                     and decoder.decode(data) == payload)
+        except Exception:  # noqa: BLE001 - the slow path below says what is wrong
+            clean = False
+        if not clean:
+            data = _encode_checked(payload, decoder)
         if len(data) > self.max_event_bytes:
-            raise InvalidEvent(f"{name} encodes to {len(data):,} bytes; the limit is "
+            raise InvalidEvent(f"{cls.__name__} encodes to {len(data):,} bytes; the limit is "
                                f"{self.max_event_bytes:,} (max_event_bytes)")
         return data
 
@@ -219,10 +236,8 @@ class EventLog:
                 position = record.position + 1
                 yield record
             if not seen:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), poll_interval)
-                except TimeoutError:
-                    pass
 
     async def stream_version(self, key: SessionKey) -> int:
         """The stream's current version (0 when it does not exist)."""
@@ -242,9 +257,39 @@ class EventLog:
             return (await conn.execute(query)).all()
 
 
+_DECODERS: dict[type, msgspec.json.Decoder[Any]] = {
+    cls: msgspec.json.Decoder(cls) for cls in PAYLOAD_TYPES.values()
+}
+
+
+def _encode_checked(payload: Payload, decoder: msgspec.json.Decoder[Any]) -> bytes:
+    """Encode `payload` field by field, raising `InvalidEvent` that names what is wrong."""
+    name = type(payload).__name__
+    for field in payload.__struct_fields__:
+        _check_field(getattr(payload, field), f"{name}.{field}")
+    try:
+        data = encode_payload(payload)
+        decoded = decoder.decode(data)  # what is stored must read back
+    except (msgspec.ValidationError, TypeError, ValueError) as error:
+        raise InvalidEvent(f"{name} does not match its schema: {error}") from None
+    _check_struct_types(payload, decoded, name)
+    return data
+
+
 def _check_field(value: Any, what: str) -> None:
     if isinstance(value, msgspec.Struct):
         for field in value.__struct_fields__:
             _check_field(getattr(value, field), f"{what}.{field}")
     else:
         validation.check_json(value, what)
+
+
+def _check_struct_types(given: Any, decoded: Any, what: str) -> None:
+    """A field typed as a struct must hold that struct, not a dict that happens to fit it."""
+    for field in decoded.__struct_fields__:
+        want, have = getattr(decoded, field), getattr(given, field)
+        if isinstance(want, msgspec.Struct):
+            if type(have) is not type(want):
+                raise InvalidEvent(f"{what}.{field} must be a {type(want).__name__}, "
+                                   f"not {type(have).__name__}")
+            _check_struct_types(have, want, f"{what}.{field}")

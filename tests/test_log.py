@@ -230,6 +230,7 @@ NOT_JSON: list[tuple[str, Any]] = [
     ("negative inf", {"deep": [{"x": -math.inf}]}),
     ("non-str key", {1: "one"}),
     ("nested non-str key", {"a": {("t", 1): 2}}),
+    ("lone surrogate", {"text": "\ud800"}),
     ("too deep", {"d": __import__("functools").reduce(lambda acc, _: [acc], range(80), 0)}),
 ]
 
@@ -271,6 +272,22 @@ async def test_wrong_field_types_are_refused(log: EventLog, what: str, payload: 
     with pytest.raises(InvalidEvent):
         await log.append(KEY, [state(ok=1), payload])
     assert await count_rows(log) == 0
+
+
+class Unregistered(StateChanged):
+    """A payload type outside the vocabulary: it could be written but never decoded."""
+
+
+async def test_payload_types_outside_the_vocabulary_are_refused(log: EventLog) -> None:
+    with pytest.raises(InvalidEvent, match="vocabulary"):
+        await log.append(KEY, [Unregistered(delta={})])
+    assert await count_rows(log) == 0
+
+
+async def test_tuples_are_stored_as_lists(log: EventLog) -> None:
+    await log.append(KEY, [SessionCreated(tags=("a", "b"), state={"pair": (1, 2)})])  # type: ignore[arg-type]
+    (record,) = await read_stream(log, KEY)
+    assert record.data == SessionCreated(tags=["a", "b"], state={"pair": [1, 2]})
 
 
 @pytest.mark.parametrize("where", ["app_name", "user_id", "session_id", "event_id"])
