@@ -91,6 +91,18 @@ async def recent_messages(conn: AsyncConnection, head: Head, *, limit: int | Non
     return found
 
 
+_TOMBSTONE = sa.select(events.c.version).where(
+    events.c.app_name == sa.bindparam("a"), events.c.user_id == sa.bindparam("u"),
+    events.c.session_id == sa.bindparam("s"),
+    events.c.type.in_(["SessionDeleted", "SessionPurged"])).limit(1)
+
+
+async def tombstoned(conn: AsyncConnection, key: SessionKey) -> bool:
+    """Whether the log records a delete (or purge) of the session: then no version is visible."""
+    found = await conn.execute(_TOMBSTONE, {"a": key[0], "u": key[1], "s": key[2]})
+    return found.first() is not None
+
+
 def snapshot(head: Head, scoped: dict[str, Any], messages: Sequence[RecordedEvent],
              now: float | None = None) -> Session:
     """The public `Session` of a head, its scope state and its messages."""

@@ -292,13 +292,16 @@ class SessionStore:
                       event_ids: Sequence[str | None] | None = None) -> list[RecordedEvent]:
         """Append to the session's stream, plus app/user scope streams for shared state keys."""
         payloads = await self.hooks.transform(key, payloads)
-        appends = [self.log.prepare_append(key, payloads, expected_version=expected_version,
-                                           event_ids=event_ids)]
+        appends = []
+        # Scope streams first: their events get lower positions than the session's, so the
+        # session as of version N (`at_version`) includes the shared state written with N.
         for scope in ("app", "user"):
             shared = {k: v for k, v in (delta or {}).items() if key_scope(k) == scope}
             if shared:
                 appends.append(self.log.prepare_append(scope_stream(key, scope),
                                                        [StateChanged(delta=shared)]))
+        appends.append(self.log.prepare_append(key, payloads, expected_version=expected_version,
+                                               event_ids=event_ids))
         records = await self._commit(appends)
         return [r for r in records if r.session_id == key.session_id]
 
@@ -332,6 +335,9 @@ class SessionStore:
 
     async def _replay(self, key: SessionKey, to_version: int | None, recent: int | None,
                       since: float | None) -> Session | None:
+        async with self.db.engine.connect() as conn:
+            if await reads.tombstoned(conn, key):
+                return None  # a deleted session is hidden at every version, not only the last
         head: Head | None = None
         messages: list[RecordedEvent] = []
         last_position = 0
@@ -342,8 +348,8 @@ class SessionStore:
                 messages.append(record)
             elif record.type == "HistoryCleared":
                 messages = []
-        if head is None or head.deleted:
-            return None
+        if head is None or head.deleted or (to_version is not None and head.version < to_version):
+            return None  # never existed, deleted, or not yet at that version
         hidden = set(head.retracted)
         visible = [m for m in messages if m.data.message.id not in hidden]  # type: ignore[union-attr]
         if since is not None:
