@@ -1,0 +1,331 @@
+"""What each command does, given an open store and the parsed arguments.
+
+Every command returns its exit code: 0 done, 1 the check it ran failed.
+Errors a user can act on are raised as `SessionStoreError`s and reported by
+`main` (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import sqlalchemy as sa
+import structlog
+from rich.rule import Rule
+
+from projections.heads import key_scope, scope_stream
+from session_store.cli import demo as demo_module
+from session_store.cli import figures, lookup, render
+from session_store.errors import InvalidEvent, SessionStoreError
+from session_store.events import (
+    MessageAppended,
+    Payload,
+    RecordedEvent,
+    SessionCreated,
+    SessionKey,
+    StateChanged,
+)
+from session_store.schema import events as events_table
+from session_store.store import SessionStore
+
+log = structlog.get_logger("session_store.cli")
+
+
+async def sessions(store: SessionStore, args: argparse.Namespace) -> int:
+    found = await lookup.all_sessions(store, app_name=args.app, user_id=args.user,
+                                      status=args.status, limit=args.limit)
+    if args.json:
+        render.print_json([render.session_summary(s) for s in found])
+    elif not found:
+        render.out.print("No sessions match. (`session-store demo` writes some.)")
+    else:
+        render.out.print(render.sessions_table(found, f"Sessions ({len(found)})"))
+    return 0
+
+
+async def resolve(store: SessionStore, args: argparse.Namespace) -> SessionKey:
+    return await lookup.find_session(store, args.session, app_name=args.app, user_id=args.user)
+
+
+async def replay(store: SessionStore, args: argparse.Namespace) -> int:
+    key = await resolve(store, args)
+    await show_replay(store, key, to_version=args.to_version, as_json=args.json)
+    return 0
+
+
+async def show_replay(store: SessionStore, key: SessionKey, *, to_version: int | None,
+                      as_json: bool) -> dict[str, Any]:
+    if to_version is not None and to_version < 1:
+        raise InvalidEvent(f"--to-version must be 1 or more, not {to_version}")
+    session = await store.replay(key, to_version=to_version)
+    records = [r async for r in store.read_stream(key, to_version=to_version)]
+    rows = render.timeline_rows(records)
+    result = {"session": render.session_summary(session), "timeline": rows,
+              "statistics": _statistics(session)}
+    if as_json:
+        render.print_json(result)
+        return result
+    render.out.print(render.timeline_table(session, rows))
+    render.out.print(render.state_table(session))
+    stats = session.statistics()
+    render.out.print(
+        f"{stats.messages} messages · {stats.interactions} model calls · "
+        f"{stats.tokens_in:,} tokens in / {stats.tokens_out:,} out · "
+        f"mean {render.ms(stats.mean_response_time)} · p95 {render.ms(stats.p95_response_time)}")
+    return result
+
+
+def _statistics(session: Any) -> dict[str, Any]:
+    stats = session.statistics()
+    return {"messages": stats.messages, "messages_by_role": dict(stats.messages_by_role),
+            "tokens_in": stats.tokens_in, "tokens_out": stats.tokens_out,
+            "interactions": stats.interactions, "mean_response_time": stats.mean_response_time,
+            "p95_response_time": stats.p95_response_time, "duration": stats.duration}
+
+
+async def audit(store: SessionStore, args: argparse.Namespace) -> int:
+    key = await resolve(store, args) if args.session else None
+    started = time.perf_counter()
+    report = await store.verify(key)
+    elapsed = time.perf_counter() - started
+    if args.json:
+        render.print_json({"ok": report.ok, "events": report.events, "streams": report.streams,
+                           "problems": report.problems, "seconds": elapsed})
+    else:
+        print_report(report, elapsed)
+    return 0 if report.ok else 1
+
+
+def print_report(report: Any, elapsed: float) -> None:
+    checked = (f"{report.events:,} events in {report.streams:,} streams checked in "
+               f"{elapsed:.2f}s: hash chains, version continuity, projections vs a fresh fold")
+    if report.ok:
+        render.out.print(f"[green]✔ integrity OK[/green] — {checked}")
+        return
+    render.out.print(f"[red bold]✘ integrity check FAILED[/red bold] — {checked}")
+    render.out.print(f"{len(report.problems)} problem(s):")
+    for problem in report.problems[:50]:
+        render.out.print(f"  • {problem}", markup=False)
+    if len(report.problems) > 50:
+        render.out.print(f"  … and {len(report.problems) - 50} more (--json lists all)")
+
+
+async def rebuild(store: SessionStore, args: argparse.Namespace) -> int:
+    names = [args.projection] if args.projection else None
+    total = await _count_events(store)
+    started = time.perf_counter()
+    with render.progress("rebuilding", total, enabled=not args.json) as bar:
+        options: dict[str, Any] = {}
+        if "progress" in inspect.signature(store.projections.rebuild).parameters:
+            options["progress"] = lambda n: render.advance(bar, n, started)
+        result = await store.rebuild(names, **options)
+    elapsed = time.perf_counter() - started
+    rate = total / elapsed if elapsed > 0 else 0.0
+    summary = {"projections": names or "all", "events": total, "seconds": elapsed,
+               "events_per_second": rate,
+               "result": result if isinstance(result, (int, float, str, list, dict)) else None}
+    if args.json:
+        render.print_json(summary)
+    else:
+        render.out.print(f"Rebuilt {', '.join(names) if names else 'every projection'} from "
+                         f"{total:,} events in {elapsed:.2f}s ({rate:,.0f} events/s)")
+    return 0
+
+
+async def _count_events(store: SessionStore) -> int:
+    async with store.db.engine.connect() as conn:
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(events_table)))
+        return int(count.scalar() or 0)
+
+
+async def analytics(store: SessionStore, args: argparse.Namespace) -> int:
+    total = await _count_events(store)
+    started = time.perf_counter()
+    with render.progress("reading the log", total,
+                         enabled=not args.json and total > 50_000) as bar:
+        rows, buckets = await figures.analytics(
+            store, args.by, app_name=args.app,
+            progress=lambda n: render.advance(bar, n, started))
+    if args.json:
+        render.print_json({"by": args.by, "rows": rows, "histogram": buckets})
+        return 0
+    show_analytics(args.by, rows, buckets, limit=args.limit)
+    return 0
+
+
+def show_analytics(by: str, rows: list[dict[str, Any]], buckets: list[dict[str, Any]], *,
+                   limit: int | None = 50) -> None:
+    if not rows:
+        render.out.print("No sessions to analyse.")
+        return
+    shown = rows if limit is None else rows[:limit]
+    render.out.print(render.analytics_table(by, shown))
+    if len(shown) < len(rows):
+        render.out.print(f"… {len(rows) - len(shown)} more rows (--limit, or --json for all)")
+    if buckets:
+        render.out.print(render.histogram(buckets))
+
+
+# --- export / import --------------------------------------------------------------------------
+
+_record_encoder = msgspec.json.Encoder()
+_record_decoder = msgspec.json.Decoder(RecordedEvent)
+
+
+async def export(store: SessionStore, args: argparse.Namespace) -> int:
+    key = await resolve(store, args)
+    count = 0
+    with ExitStack() as stack:
+        target: IO[bytes] = (sys.stdout.buffer if args.output in (None, "-")
+                             else stack.enter_context(Path(args.output).open("wb")))
+        async for record in store.read_stream(key):
+            target.write(_record_encoder.encode(record) + b"\n")
+            count += 1
+        target.flush()
+    log.info("exported", session=f"{key.app_name}/{key.user_id}/{key.session_id}",
+             events=count, to=args.output or "stdout")
+    return 0
+
+
+def _read_records(path: str) -> Iterator[RecordedEvent]:
+    with ExitStack() as stack:
+        source = sys.stdin.buffer if path == "-" else stack.enter_context(Path(path).open("rb"))
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                yield _record_decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                raise InvalidEvent(f"{path}:{number}: not an exported event ({error})") from None
+
+
+async def import_file(store: SessionStore, args: argparse.Namespace) -> int:
+    """Append the exported streams of FILE; ids are kept, so importing twice changes nothing."""
+    if args.file != "-" and not Path(args.file).is_file():
+        raise FileNotFoundError(f"no file {args.file}: give a file written by "
+                                "`session-store export SESSION -o FILE`")
+    streams: dict[SessionKey, list[RecordedEvent]] = {}
+    for record in _read_records(args.file):
+        if not record.session_id:
+            continue  # scope streams are rebuilt from the session's own deltas
+        streams.setdefault(record.key, []).append(record)
+    imported = 0
+    for key, records in streams.items():
+        records.sort(key=lambda r: r.version)
+        appends = [store.log.prepare_append(key, [r.data for r in records],
+                                            event_ids=[r.event_id for r in records])]
+        for scope in ("app", "user"):
+            shared = [(r.event_id, d) for r in records
+                      if (d := _shared(r.data, scope))]
+            if shared:
+                appends.append(store.log.prepare_append(
+                    scope_stream(key, scope), [StateChanged(delta=d) for _, d in shared],
+                    event_ids=[f"{event_id}:{scope}" for event_id, _ in shared]))
+        await store.log.commit(appends)
+        imported += len(records)
+    result = {"streams": len(streams), "events": imported}
+    if args.json:
+        render.print_json(result)
+    else:
+        render.out.print(f"Imported {imported:,} events of {len(streams)} session(s) "
+                         f"from {args.file}")
+    return 0
+
+
+def _shared(payload: Payload, scope: str) -> dict[str, Any]:
+    """The `scope` ('app'/'user') state keys a session event changes."""
+    if isinstance(payload, SessionCreated):
+        delta = payload.state
+    elif isinstance(payload, MessageAppended):
+        delta = payload.message.state_delta or {}
+    elif isinstance(payload, StateChanged):
+        delta = payload.delta
+    else:
+        return {}
+    return {k: v for k, v in delta.items() if key_scope(k) == scope}
+
+
+async def import_adk(store: SessionStore, args: argparse.Namespace) -> int:
+    try:
+        from session_store.adapters.adk_import import import_adk as run_import
+    except ImportError as error:
+        raise SessionStoreError(f"import-adk needs Google ADK: pip install "
+                                f"'session-store[adk]' ({error})") from None
+    started = time.perf_counter()
+    with render.progress("importing", None, enabled=not args.json) as bar:
+        report = await run_import(args.source, store,
+                                  progress=lambda *_: render.advance(bar, 1, started, "sessions"))
+    summary = msgspec.to_builtins(report) if isinstance(report, msgspec.Struct) else (
+        vars(report) if hasattr(report, "__dict__") else str(report))
+    if args.json:
+        render.print_json(summary)
+    else:
+        render.out.print(f"Imported from {args.source}: {summary}")
+    return 0
+
+
+# --- demo --------------------------------------------------------------------------------
+
+async def demo(store: SessionStore, args: argparse.Namespace) -> int:
+    plan = demo_module.Plan(users=args.users, sessions=args.sessions, turns=args.turns,
+                            seed=args.seed, concurrency=args.concurrency,
+                            latency_ms=args.latency_ms)
+    for value, what in ((plan.users, "--users"), (plan.sessions, "--sessions"),
+                        (plan.turns, "--turns"), (plan.concurrency, "--concurrency")):
+        if value < 1:
+            raise InvalidEvent(f"{what} must be 1 or more, not {value}")
+    before = await _count_events(store)
+    started = time.perf_counter()
+    with render.progress("conversations", plan.sessions * plan.turns,
+                         enabled=not args.json) as bar:
+        demos = await demo_module.run(store, plan,
+                                      lambda: render.advance(bar, 1, started, "turns"))
+    elapsed = time.perf_counter() - started
+    written = await _count_events(store) - before
+    log.info("demo.written", events=written, sessions=len(demos), seconds=round(elapsed, 2),
+             events_per_second=round(written / elapsed) if elapsed else None)
+    ours = [d for d in demos if d.fate != "deleted"]
+    shown = next((d for d in demos if d.fate == "active"), ours[0] if ours else None)
+    ids = {d.key for d in demos}
+    listed = [s for s in await lookup.all_sessions(store) if s.key in ids]
+    rows, buckets = await figures.analytics(store, "app")
+    report = await store.verify()
+    fates = {d.key.session_id: d.fate for d in demos if d.fate != "active"}
+    if args.json:
+        render.print_json({
+            "events_written": written, "seconds": elapsed,
+            "sessions": [render.session_summary(s) for s in listed], "fates": fates,
+            "replayed": list(shown.key) if shown else None, "analytics": rows,
+            "histogram": buckets, "verify": {"ok": report.ok, "events": report.events,
+                                             "problems": report.problems}})
+        return 0 if report.ok else 1
+    out = render.out
+    out.print(f"Wrote [bold]{written:,}[/bold] events for {len(demos)} sessions of "
+              f"{plan.users} users in {elapsed:.2f}s "
+              f"({written / elapsed if elapsed else 0:,.0f} events/s) to {store.db.display_url}")
+    out.print(", ".join(f"{sid}: {fate}" for sid, fate in fates.items()) or "")
+    out.print(Rule("What the store now knows"))
+    if len(listed) <= 200:
+        out.print(render.users_table(listed))
+    else:
+        out.print(f"{len(listed):,} sessions (see `session-store sessions`)")
+    if shown is not None:
+        out.print(Rule(f"One conversation, replayed from the log ({shown.key.session_id})"))
+        await show_replay(store, shown.key, to_version=None, as_json=False)
+    out.print(Rule("Analytics"))
+    show_analytics("app", rows, buckets)
+    out.print(Rule("Integrity"))
+    print_report(report, 0.0)
+    if shown is not None:
+        out.print(f"\nNext: [bold]session-store replay {shown.key.session_id}[/bold] · "
+                  "[bold]session-store sessions[/bold] · [bold]session-store analytics --by "
+                  "user[/bold] · [bold]session-store audit[/bold]")
+    return 0 if report.ok else 1

@@ -1,0 +1,264 @@
+"""Terminal output: rich tables, the conversation timeline, a histogram, JSON for machines.
+
+Colour and live progress bars only appear on a terminal; piped output is plain.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from session_store.events import (
+    InteractionTracked,
+    MessageAppended,
+    MetadataChanged,
+    RecordedEvent,
+    SessionCreated,
+    StateChanged,
+)
+from session_store.session import Session
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (no colour, no wrapping: for machines)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clock(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.1f} ms"
+
+
+def short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@contextmanager
+def progress(description: str, total: int | None, *, enabled: bool = True
+             ) -> Iterator[Progress]:
+    """A progress bar on stderr (silent when stderr is not a terminal)."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+        TimeRemainingColumn(), console=err, disable=not (enabled and err.is_terminal),
+        transient=False)
+    with bar:
+        bar.add_task(description, total=total, rate="")
+        yield bar
+
+
+def advance(bar: Progress, steps: int, started: float, unit: str = "events") -> None:
+    task = bar.tasks[0]
+    done = task.completed + steps
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    bar.update(task.id, completed=done, rate=f"{done / elapsed:,.0f} {unit}/s")
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+def session_summary(session: Session) -> dict[str, Any]:
+    return {
+        "app_name": session.app_name, "user_id": session.user_id, "id": session.id,
+        "status": session.status, "version": session.version, "state": dict(session.state),
+        "metadata": dict(session.metadata), "tags": list(session.tags),
+        "created_at": session.created_at, "last_update_time": session.last_update_time,
+        "expires_at": session.expires_at,
+    }
+
+
+_STATUS_STYLE = {"active": "green", "archived": "blue", "ended": "magenta", "expired": "yellow"}
+
+
+def sessions_table(sessions: Sequence[Session], title: str = "Sessions") -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("app", "user", "session", "status", "events", "last activity (UTC)", "tags"):
+        table.add_column(name, justify="right" if name == "events" else "left")
+    for s in sessions:
+        table.add_row(s.app_name, s.user_id, s.id,
+                      Text(s.status, style=_STATUS_STYLE.get(s.status, "")),
+                      str(s.version), when(s.last_update_time), ", ".join(s.tags))
+    return table
+
+
+def users_table(sessions: Iterable[Session]) -> Table:
+    """Sessions per user and app, counted by status."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for s in sessions:
+        row = counts.setdefault((s.user_id, s.app_name), {})
+        row[s.status] = row.get(s.status, 0) + 1
+    statuses = ("active", "archived", "ended", "expired")
+    table = Table(title="Sessions per user", title_justify="left")
+    table.add_column("user")
+    table.add_column("app")
+    for status in statuses:
+        table.add_column(status, justify="right", style=_STATUS_STYLE[status])
+    for (user, app), row in sorted(counts.items()):
+        table.add_row(user, app, *(str(row.get(status, 0) or "") for status in statuses))
+    return table
+
+
+# --- the timeline --------------------------------------------------------------------------
+
+def timeline_rows(records: Sequence[RecordedEvent]) -> list[dict[str, Any]]:
+    """One row per event: who, what, state change, tokens and latency (JSON-ready)."""
+    rows = []
+    for record in records:
+        data = record.data
+        row: dict[str, Any] = {"version": record.version, "type": record.type,
+                               "recorded_at": record.recorded_at}
+        if isinstance(data, MessageAppended):
+            message = data.message
+            row.update(who=message.speaker, role=message.role, at=message.timestamp,
+                       what=_message_text(message.text, message.parts),
+                       state_delta=message.state_delta or {})
+            if message.usage is not None:
+                row.update(tokens_in=message.usage.tokens_in,
+                           tokens_out=message.usage.tokens_out, model=message.usage.model)
+            if message.response_time is not None:
+                row["response_time"] = message.response_time
+        elif isinstance(data, SessionCreated):
+            row.update(who="store", what="session created", state_delta=data.state,
+                       metadata=data.metadata, tags=data.tags, timeout=data.timeout)
+        elif isinstance(data, StateChanged):
+            row.update(who="runner", what="state changed", state_delta=data.delta)
+        elif isinstance(data, MetadataChanged):
+            row.update(who="runner", what="metadata " + ("merged" if data.merge else "set"),
+                       metadata=data.patch)
+        elif isinstance(data, InteractionTracked):
+            row.update(who="runner", what="interaction tracked", tokens_in=data.tokens_in,
+                       tokens_out=data.tokens_out, response_time=data.response_time,
+                       model=data.model)
+        else:
+            fields = msgspec.to_builtins(data)
+            fields.pop("type", None)
+            row.update(who="store", what=_lifecycle(record.type, fields))
+        rows.append(row)
+    return rows
+
+
+def _lifecycle(type_name: str, fields: Mapping[str, Any]) -> str:
+    words = {"SessionArchived": "archived", "SessionReactivated": "reactivated",
+             "SessionEnded": "ended", "SessionExpired": "expired",
+             "HistoryCleared": "history cleared", "SessionDeleted": "deleted",
+             "SessionPurged": "purged", "MessageRetracted": "message retracted",
+             "PayloadErased": "payload erased"}
+    text = words.get(type_name, type_name)
+    extra = ", ".join(f"{k}={short(v, 30)}" for k, v in fields.items() if v not in (None, ""))
+    return f"{text} ({extra})" if extra else text
+
+
+def _message_text(text: str | None, parts: list[Any] | None) -> str:
+    pieces = [text] if text else []
+    for part in parts or []:
+        if isinstance(part, Mapping) and "function_call" in part:
+            call = part["function_call"]
+            pieces.append(f"→ {call.get('name')}({short(call.get('args', {}), 40)})")
+        elif isinstance(part, Mapping) and "function_response" in part:
+            answer = part["function_response"]
+            pieces.append(f"← {answer.get('name')}: {short(answer.get('response'), 40)}")
+        elif isinstance(part, Mapping) and "text" in part and not text:
+            pieces.append(str(part["text"]))
+        else:
+            pieces.append(short(part, 40))
+    return " ".join(pieces) or "(empty)"
+
+
+_ROLE_STYLE = {"user": "cyan", "assistant": "green", "model": "green", "tool": "yellow",
+               "store": "dim", "runner": "blue"}
+
+
+def timeline_table(session: Session, rows: Sequence[dict[str, Any]]) -> Table:
+    start = session.created_at
+    title = (f"{session.app_name} / {session.user_id} / {session.id}  ·  "
+             f"v{session.version}  ·  {session.status}")
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("v", justify="right", style="dim")
+    table.add_column("+time", justify="right")
+    table.add_column("who")
+    table.add_column("what", overflow="fold", ratio=3)
+    table.add_column("state change", overflow="fold", ratio=2)
+    table.add_column("tokens in/out", justify="right")
+    table.add_column("latency", justify="right")
+    for row in rows:
+        at = row.get("at", row["recorded_at"])
+        tokens = (f"{row['tokens_in']:,}/{row['tokens_out']:,}" if "tokens_in" in row else "")
+        delta = row.get("state_delta") or row.get("metadata") or {}
+        role = row.get("role", row["who"])
+        table.add_row(str(row["version"]), f"{at - start:+.3f}s",
+                      Text(row["who"], style=_ROLE_STYLE.get(role, "")), row["what"],
+                      short(delta, 50) if delta else "", tokens,
+                      ms(row.get("response_time")) if "response_time" in row else "")
+    return table
+
+
+def state_table(session: Session) -> Table:
+    table = Table(title=f"State at v{session.version}", title_justify="left")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    for key in sorted(session.state):
+        table.add_row(key, short(session.state[key], 80))
+    return table
+
+
+# --- analytics -----------------------------------------------------------------------------
+
+def analytics_table(by: str, rows: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title=f"Analytics by {by}", title_justify="left")
+    table.add_column(by)
+    for name in ("sessions", "messages", "interactions", "tokens in", "tokens out", "mean",
+                 "p95"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(str(row["key"]), f"{row['sessions']:,}", f"{row['messages']:,}",
+                      f"{row['interactions']:,}", f"{row['tokens_in']:,}",
+                      f"{row['tokens_out']:,}", ms(row["mean_response_time"]),
+                      ms(row["p95_response_time"]))
+    return table
+
+
+def histogram(buckets: Sequence[Mapping[str, Any]], width: int = 40) -> Table:
+    """Response times as horizontal bars, one per bucket."""
+    table = Table(title="Response time distribution", title_justify="left", box=None,
+                  show_header=False, padding=(0, 1))
+    table.add_column("bucket", justify="right")
+    table.add_column("bar")
+    table.add_column("count", justify="right")
+    peak = max((b["count"] for b in buckets), default=0)
+    for bucket in buckets:
+        filled = round(width * bucket["count"] / peak) if peak else 0
+        bar = Text("█" * filled, style="cyan") if filled else Text("▏" if bucket["count"] else "")
+        table.add_row(bucket["label"], bar, f"{bucket['count']:,}")
+    return table
