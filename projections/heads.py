@@ -91,6 +91,8 @@ class Head(msgspec.Struct, kw_only=True):
     tracked_tokens_in: int = 0
     tracked_tokens_out: int = 0
     tracked_response_time: float = 0.0
+    tracked_timed: int = 0
+    """Tracked interactions that carried a response time (> 0): the mean's denominator."""
 
     @property
     def key(self) -> SessionKey:
@@ -132,6 +134,8 @@ def fold(head: Head | None, event: RecordedEvent) -> Head:
         head.tracked_tokens_in += data.tokens_in
         head.tracked_tokens_out += data.tokens_out
         head.tracked_response_time += data.response_time
+        if data.response_time > 0:
+            head.tracked_timed += 1
     elif isinstance(data, MetadataChanged):
         head.metadata = {**head.metadata, **data.patch} if data.merge else dict(data.patch)
     elif isinstance(data, MessageRetracted):

@@ -116,7 +116,8 @@ def snapshot(head: Head, scoped: dict[str, Any], messages: Sequence[RecordedEven
         tags=tuple(head.tags), events=tuple(messages), created_at=head.created_at,
         last_update_time=head.last_update_time, expires_at=expires_at,
         tracked=TrackedTotals(head.tracked_interactions, head.tracked_tokens_in,
-                              head.tracked_tokens_out, head.tracked_response_time),
+                              head.tracked_tokens_out, head.tracked_response_time,
+                              head.tracked_timed),
     )
 
 

@@ -36,6 +36,8 @@ class TrackedTotals:
     tokens_in: int = 0
     tokens_out: int = 0
     response_time_sum: float = 0.0
+    timed: int = 0
+    """How many of them carried a response time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,11 @@ class Session:
         return tuple(m for m in self.messages if m.text and needle in m.text.casefold())
 
     def statistics(self) -> SessionStatistics:
+        """Counts, tokens and response times of the messages held plus tracked interactions.
+
+        The mean response time covers messages and tracked interactions that carried
+        one; the p95 covers message response times only (tracked ones are kept as totals).
+        """
         by_role: dict[str, int] = {}
         tokens_in, tokens_out, times = self.tracked.tokens_in, self.tracked.tokens_out, []
         interactions = self.tracked.interactions
@@ -96,7 +103,7 @@ class Session:
             if message.usage is not None or message.response_time is not None:
                 interactions += 1
         total_time = sum(times) + self.tracked.response_time_sum
-        timed = len(times) + self.tracked.interactions
+        timed = len(times) + self.tracked.timed
         times.sort()
         return SessionStatistics(
             messages=sum(by_role.values()),
