@@ -1,20 +1,80 @@
 """Runs the projections of one store: creates their tables, wires the inline ones
 into the log's append transaction, rebuilds stale ones, follows the log for the
 catch-up ones.
+
+Built in: `heads` (always inline: the session API and its invariants need it
+in the append transaction), `history`, `users` and `analytics`, each inline
+or catch-up per the `modes` setting (defaults in `DEFAULT_MODES`, chosen by
+`scripts/bench_projections.py`). All processes of one store must use the same
+modes; a mode change between openings is carried over at `start()` under the
+log's write lock (a catch-up projection turning inline first folds its backlog).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from projections import engine
-from projections.engine import Projection
+from projections import rebuild as rebuilding
+from projections.analytics import Analytics, AnalyticsProjection
+from projections.catchup import Follower
+from projections.engine import CATCHUP, INLINE, Projection
 from projections.heads import HeadsProjection
+from projections.history import History, HistoryProjection
+from projections.rebuild import Progress, RebuildReport
+from projections.users import Users, UsersProjection
 from session_store.log import EventLog
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_MODES: dict[str, str] = {
+    "heads": INLINE,
+    "history": CATCHUP,
+    "users": INLINE,
+    "analytics": CATCHUP,
+}
+"""Measured on this 2-core machine (see the module docstring of `scripts/bench_projections.py`)."""
+
+_ALIASES = {"catchup": CATCHUP, "catch-up": CATCHUP, "catch_up": CATCHUP, "inline": INLINE}
+
+
+def resolve_modes(modes: Mapping[str, str] | None) -> dict[str, str]:
+    """The defaults overridden by `modes`; refuses unknown projections and modes."""
+    resolved = dict(DEFAULT_MODES)
+    for name, mode in (modes or {}).items():
+        if name not in resolved:
+            raise ValueError(f"unknown projection {name!r}; the built-ins are "
+                             f"{sorted(resolved)}")
+        if mode not in _ALIASES:
+            raise ValueError(f"projection {name!r}: mode must be 'inline' or 'catchup', "
+                             f"not {mode!r}")
+        resolved[name] = _ALIASES[mode]
+    if resolved["heads"] != INLINE:
+        raise ValueError("the heads projection always runs inline (the session API needs it)")
+    return resolved
+
+
+def _switch_modes(conn: Connection, projections: Sequence[Projection],
+                  modes: Mapping[str, str], skip: set[str]) -> None:
+    """Carry each projection over to its configured mode, under the log's write lock."""
+    engine.lock_writes(conn)
+    last = engine.last_position(conn)
+    for projection in projections:
+        name, wanted = projection.name, modes[projection.name]
+        stored = engine.read_mode(conn, name)
+        if stored == wanted:
+            continue
+        if name not in skip:
+            if wanted == INLINE:  # fold the backlog the follower left
+                behind = engine.read_after(conn, engine.read_checkpoint(conn, name))
+                if behind:
+                    projection.apply(conn, behind)
+            log.info("projections.mode_changed", projection=name, mode=wanted, position=last)
+        engine.record_checkpoint(conn, name, last, mode=wanted)
 
 
 class ProjectionRuntime:
@@ -22,24 +82,89 @@ class ProjectionRuntime:
 
     def __init__(self, event_log: EventLog, *, modes: Mapping[str, str] | None = None) -> None:
         self.log = event_log
+        self.modes = resolve_modes(modes)
         self.heads = HeadsProjection()
-        self.inline: list[Projection] = [self.heads]
+        db = event_log.db
+        self.history = History(db, HistoryProjection())
+        self.users = Users(db, UsersProjection())
+        self.analytics = Analytics(db, AnalyticsProjection())
+        self.projections: dict[str, Projection] = {
+            "heads": self.heads, "history": self.history.projection,
+            "users": self.users.projection, "analytics": self.analytics.projection,
+        }
+        self.follower: Follower | None = None
+        self._rebuilding = asyncio.Lock()
 
     @property
     def all(self) -> list[Projection]:
-        return list(self.inline)
+        return list(self.projections.values())
+
+    @property
+    def inline(self) -> list[Projection]:
+        return [p for p in self.all if self.modes[p.name] == INLINE]
+
+    @property
+    def catchup(self) -> list[Projection]:
+        return [p for p in self.all if self.modes[p.name] == CATCHUP]
 
     async def start(self) -> None:
-        """Prepare tables, register inline projections, rebuild what is stale."""
+        """Prepare tables, register inline projections, rebuild what is stale, start following.
+
+        Must run before the log's first append (inline projections join the
+        append transaction).
+        """
         stale = await self.log.run_schema(engine.prepare, self.all)
+        stale_names = {p.name for p in stale}
+        await self.log.run_schema(_switch_modes, self.all, self.modes, stale_names)
         for projection in self.inline:
             self.log.add_inline(projection.apply)
         if stale:
-            await self.rebuild([p.name for p in stale])
+            log.info("projections.stale", projections=sorted(stale_names))
+            await self.rebuild(sorted(stale_names))
+        if self.catchup:
+            self.follower = Follower(self.log, self.catchup)
+            await self.follower.start()
 
-    async def rebuild(self, names: Sequence[str] | None = None) -> int:
-        """Replay the log into fresh tables of the named projections and swap them in."""
-        raise NotImplementedError("rebuild lands with the projections issue")
+    async def rebuild(self, names: Sequence[str] | None = None,
+                      progress: Progress | None = None) -> RebuildReport:
+        """Replay the log into fresh tables of the named projections (all by default) in one
+        pass and swap them in atomically; appends continue meanwhile."""
+        chosen = self._chosen(names)
+        async with self._rebuilding:
+            report = await rebuilding.rebuild(self.log, chosen, progress=progress)
+        if self.follower is not None:
+            for projection in chosen:
+                if self.modes[projection.name] == CATCHUP:
+                    self.follower.advance(projection.name, report.position)
+        return report
+
+    async def wait_for(self, position: int, timeout: float | None = None) -> None:
+        """Return once every catch-up projection has folded the log up to `position`.
+
+        Inline projections are current as soon as an append returns. Raises
+        `TimeoutError` after `timeout` seconds.
+        """
+        if self.follower is None:
+            return
+        await asyncio.wait_for(self.follower.wait_for(position), timeout)
+
+    async def verify(self, names: Sequence[str] | None = None) -> list[str]:
+        """Compare each projection's rows with a fresh fold of the log; [] when they agree."""
+        chosen = self._chosen(names)
+        catchup = [p.name for p in chosen if self.modes[p.name] == CATCHUP]
+        async with self._rebuilding:
+            return await rebuilding.verify(self.log, chosen, catchup=catchup)
 
     async def close(self) -> None:
-        return None
+        if self.follower is not None:
+            await self.follower.stop()
+            self.follower = None
+
+    def _chosen(self, names: Sequence[str] | None) -> list[Projection]:
+        if names is None:
+            return self.all
+        unknown = [name for name in names if name not in self.projections]
+        if unknown:
+            raise ValueError(f"unknown projections {unknown}; known: {sorted(self.projections)}")
+        return [self.projections[name] for name in dict.fromkeys(names)]
+

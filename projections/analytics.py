@@ -1,0 +1,299 @@
+"""Analytics: interactions, messages by role, tokens and response times per session, user,
+app and day.
+
+The base table holds one row per session and UTC day (of `recorded_at`); the
+per-user, per-app and per-day tables are rollups of it, kept in the same
+transaction. Each row is a `Tally` (exact integer sums, response times in
+microseconds, a mergeable log-bucket histogram for p50/p95/p99).
+
+A message counts as an interaction when it carries usage or a response time;
+every `InteractionTracked` counts (its response time when above zero).
+A deleted session is hidden from the per-session queries but stays in the
+rollups; a purged session is forgotten: its base rows go and the rollups it
+touched are recomputed from the base rows that remain (min and max cannot be
+subtracted), which is exactly what a fold of the erased log gives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.tally import ResponseTimes, Tally
+from session_store.database import Database
+from session_store.events import InteractionTracked, MessageAppended, RecordedEvent
+from session_store.schema import upsert
+
+_TALLY = ["interactions", "messages", "roles", "tokens_in", "tokens_out", "rt_count", "rt_sum",
+          "rt_min", "rt_max", "rt_hist", "last_update_time"]
+_SEGMENT_ENDS = frozenset({"SessionDeleted", "SessionPurged"})
+Key = tuple[str, ...]
+
+
+class Stats(msgspec.Struct, frozen=True, kw_only=True):
+    """Usage of one session, user, app or day (the key fields that apply are set)."""
+
+    app_name: str
+    user_id: str | None = None
+    session_id: str | None = None
+    day: str | None = None
+    """UTC date, ISO format."""
+    interactions: int
+    messages: int
+    messages_by_role: dict[str, int]
+    tokens_in: int
+    tokens_out: int
+    response_time: ResponseTimes
+    last_update_time: float
+
+
+def _tally_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("interactions", sa.BigInteger, nullable=False),
+        sa.Column("messages", sa.BigInteger, nullable=False),
+        sa.Column("roles", sa.Text, nullable=False),
+        sa.Column("tokens_in", sa.BigInteger, nullable=False),
+        sa.Column("tokens_out", sa.BigInteger, nullable=False),
+        sa.Column("rt_count", sa.BigInteger, nullable=False),
+        sa.Column("rt_sum", sa.BigInteger, nullable=False),
+        sa.Column("rt_min", sa.BigInteger),
+        sa.Column("rt_max", sa.BigInteger),
+        sa.Column("rt_hist", sa.Text, nullable=False),
+        sa.Column("last_update_time", sa.Float(precision=53), nullable=False),
+    ]
+
+
+def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
+    metadata = sa.MetaData()
+
+    def key(name: str) -> sa.Column[Any]:
+        return sa.Column(name, sa.String, primary_key=True)
+
+    sessions = sa.Table(f"ss_analytics_sessions{suffix}", metadata, key("app_name"),
+                        key("user_id"), key("session_id"), key("day"),
+                        sa.Column("deleted", sa.Boolean, nullable=False), *_tally_columns())
+    users = sa.Table(f"ss_analytics_users{suffix}", metadata, key("app_name"), key("user_id"),
+                     *_tally_columns())
+    apps = sa.Table(f"ss_analytics_apps{suffix}", metadata, key("app_name"), *_tally_columns())
+    days = sa.Table(f"ss_analytics_days{suffix}", metadata, key("app_name"), key("day"),
+                    *_tally_columns())
+    return sessions, users, apps, days
+
+
+_days: dict[int, str] = {}
+
+
+def day_of(at: float) -> str:
+    number = int(at // 86400)
+    day = _days.get(number)
+    if day is None:
+        day = _days[number] = time.strftime("%Y-%m-%d", time.gmtime(number * 86400))
+    return day
+
+
+class AnalyticsProjection:
+    """The analytics read model (name `analytics`)."""
+
+    name = "analytics"
+    version = 1
+
+    def __init__(self, suffix: str = "") -> None:
+        self.sessions, self.users, self.apps, self.days = make_tables(suffix)
+        self._upserts: dict[tuple[str, str], Any] = {}
+        for table in self.tables():
+            keys = [c.name for c in table.primary_key.columns]
+            extra = ["deleted"] if table is self.sessions else []
+            for dialect in ("sqlite", "postgresql"):
+                self._upserts[dialect, table.name] = upsert(table, dialect, keys,
+                                                            [*extra, *_TALLY])
+
+    def tables(self) -> Sequence[sa.Table]:
+        return (self.sessions, self.users, self.apps, self.days)
+
+    def for_rebuild(self, suffix: str) -> AnalyticsProjection:
+        return AnalyticsProjection(suffix)
+
+    def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
+        deltas: dict[Key, Tally] = {}
+        for event in events:
+            if not event.session_id:
+                continue
+            data = event.data
+            if isinstance(data, MessageAppended):
+                m = data.message
+                usage = m.usage
+                tally = _delta(deltas, event)
+                if usage is not None:
+                    tally.add(event.recorded_at, role=m.role, interaction=True,
+                              tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+                              response_time=m.response_time)
+                else:
+                    tally.add(event.recorded_at, role=m.role,
+                              interaction=m.response_time is not None,
+                              response_time=m.response_time)
+            elif isinstance(data, InteractionTracked):
+                _delta(deltas, event).add(
+                    event.recorded_at, interaction=True, tokens_in=data.tokens_in,
+                    tokens_out=data.tokens_out,
+                    response_time=data.response_time if data.response_time > 0 else None)
+            elif event.type in _SEGMENT_ENDS:
+                self._flush(conn, deltas)
+                deltas = {}
+                if event.type == "SessionDeleted":
+                    self._hide(conn, event)
+                else:
+                    self._forget(conn, event)
+        self._flush(conn, deltas)
+
+    # --- writing -----------------------------------------------------------------------
+
+    def _flush(self, conn: Connection, deltas: dict[Key, Tally]) -> None:
+        if not deltas:
+            return
+        users: dict[Key, Tally] = {}
+        apps: dict[Key, Tally] = {}
+        days: dict[Key, Tally] = {}
+        for (app, user, _session, day), tally in deltas.items():
+            for rollup, key in ((users, (app, user)), (apps, (app,)), (days, (app, day))):
+                found = rollup.get(key)
+                if found is None:
+                    rollup[key] = found = Tally()
+                found.merge(tally)
+        for table, changes in ((self.sessions, deltas), (self.users, users), (self.apps, apps),
+                               (self.days, days)):
+            self._merge_into(conn, table, changes)
+
+    def _merge_into(self, conn: Connection, table: sa.Table, changes: dict[Key, Tally]) -> None:
+        pk = list(table.primary_key.columns)
+        names = [c.name for c in pk]
+        stored: dict[Key, Any] = {}
+        keys = list(changes)
+        for start in range(0, len(keys), 200):
+            chunk = keys[start:start + 200]
+            where = (pk[0].in_([k[0] for k in chunk]) if len(pk) == 1
+                     else sa.tuple_(*pk).in_(chunk))
+            for found in conn.execute(sa.select(*table.columns).where(where)).mappings():
+                stored[tuple(found[n] for n in names)] = found
+        rows = []
+        for key, change in changes.items():
+            row = stored.get(key)
+            total = change
+            if row is not None:
+                total = Tally.from_row(row)
+                total.merge(change)
+            values = {**dict(zip(names, key, strict=True)), **total.values()}
+            if table is self.sessions:
+                values["deleted"] = bool(row["deleted"]) if row is not None else False
+            rows.append(values)
+        conn.execute(self._upserts[conn.dialect.name, table.name], rows)
+
+    def _hide(self, conn: Connection, event: RecordedEvent) -> None:
+        s = self.sessions
+        conn.execute(s.update().where(s.c.app_name == event.app_name,
+                                      s.c.user_id == event.user_id,
+                                      s.c.session_id == event.session_id).values(deleted=True))
+
+    def _forget(self, conn: Connection, event: RecordedEvent) -> None:
+        s = self.sessions
+        app, user = event.app_name, event.user_id
+        mine = (s.c.app_name == app, s.c.user_id == user, s.c.session_id == event.session_id)
+        days = [row[0] for row in conn.execute(sa.select(s.c.day).where(*mine))]
+        if not days:
+            return
+        conn.execute(s.delete().where(*mine))
+        self._recompute(conn, self.users, (app, user), (s.c.app_name == app,
+                                                        s.c.user_id == user))
+        self._recompute(conn, self.apps, (app,), (s.c.app_name == app,))
+        for day in days:
+            self._recompute(conn, self.days, (app, day), (s.c.app_name == app, s.c.day == day))
+
+    def _recompute(self, conn: Connection, table: sa.Table, key: Key, where: Any) -> None:
+        columns = [self.sessions.c[name] for name in _TALLY]
+        rows = conn.execute(sa.select(*columns).where(*where)).mappings().all()
+        total = Tally.merged(Tally.from_row(row) for row in rows)
+        pk = list(table.primary_key.columns)
+        conn.execute(table.delete().where(*(c == v for c, v in zip(pk, key, strict=True))))
+        if rows:
+            conn.execute(table.insert().values(
+                **{c.name: v for c, v in zip(pk, key, strict=True)}, **total.values()))
+
+
+def _delta(deltas: dict[Key, Tally], event: RecordedEvent) -> Tally:
+    key = (event.app_name, event.user_id, event.session_id, day_of(event.recorded_at))
+    tally = deltas.get(key)
+    if tally is None:
+        tally = deltas[key] = Tally()
+    return tally
+
+
+class Analytics:
+    """Queries over the analytics read model."""
+
+    def __init__(self, db: Database, projection: AnalyticsProjection | None = None) -> None:
+        self.db = db
+        self.projection = projection or AnalyticsProjection()
+
+    async def by_session(self, app_name: str, user_id: str, session_id: str) -> Stats | None:
+        """One session's usage over all its days; `None` when missing or deleted."""
+        found = await self.sessions(app_name, user_id=user_id, session_id=session_id)
+        return found[0] if found else None
+
+    async def sessions(self, app_name: str, *, user_id: str | None = None,
+                       session_id: str | None = None) -> list[Stats]:
+        """Per-session usage of an app (or of one user), most recently active first."""
+        s = self.projection.sessions
+        query = sa.select(s).where(s.c.app_name == app_name, sa.not_(s.c.deleted))
+        if user_id is not None:
+            query = query.where(s.c.user_id == user_id)
+        if session_id is not None:
+            query = query.where(s.c.session_id == session_id)
+        merged: dict[Key, Tally] = {}
+        for row in await self._fetch(query):
+            key = (row["user_id"], row["session_id"])
+            tally = merged.get(key)
+            if tally is None:
+                tally = merged[key] = Tally()
+            tally.merge(Tally.from_row(row))
+        found = [_stats(tally, app_name=app_name, user_id=u, session_id=sid)
+                 for (u, sid), tally in merged.items()]
+        return sorted(found, key=lambda stats: (-stats.last_update_time, stats.user_id or "",
+                                                 stats.session_id or ""))
+
+    async def by_user(self, app_name: str) -> list[Stats]:
+        u = self.projection.users
+        rows = await self._fetch(sa.select(u).where(u.c.app_name == app_name)
+                                 .order_by(u.c.user_id))
+        return [_stats(Tally.from_row(r), app_name=app_name, user_id=r["user_id"]) for r in rows]
+
+    async def by_app(self) -> list[Stats]:
+        a = self.projection.apps
+        rows = await self._fetch(sa.select(a).order_by(a.c.app_name))
+        return [_stats(Tally.from_row(r), app_name=r["app_name"]) for r in rows]
+
+    async def by_day(self, app_name: str, *, since: str | None = None,
+                     until: str | None = None) -> list[Stats]:
+        """Per UTC day (ISO dates; `since`/`until` inclusive), oldest first."""
+        d = self.projection.days
+        query = sa.select(d).where(d.c.app_name == app_name)
+        if since is not None:
+            query = query.where(d.c.day >= since)
+        if until is not None:
+            query = query.where(d.c.day <= until)
+        rows = await self._fetch(query.order_by(d.c.day))
+        return [_stats(Tally.from_row(r), app_name=app_name, day=r["day"]) for r in rows]
+
+    async def _fetch(self, query: Any) -> list[Any]:
+        async with self.db.engine.connect() as conn:
+            return list((await conn.execute(query)).mappings().all())
+
+
+def _stats(tally: Tally, **key: Any) -> Stats:
+    return Stats(**key, interactions=tally.interactions, messages=tally.messages,
+                 messages_by_role=dict(sorted(tally.roles.items())), tokens_in=tally.tokens_in,
+                 tokens_out=tally.tokens_out, response_time=tally.response_times(),
+                 last_update_time=tally.last_update_time)

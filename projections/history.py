@@ -1,0 +1,261 @@
+"""History: the visible messages of every session, with filters and full-text search.
+
+One row per `MessageAppended`, keyed by its log position. `MessageRetracted`
+removes the message it names, `HistoryCleared` empties the session, and
+`SessionDeleted` or `SessionPurged` erase it (the log keeps everything, so a
+rebuild gives the same rows). Text search uses SQLite FTS5 (a side table whose
+rowid is the position) or a PostgreSQL `tsvector` column with a GIN index,
+both with simple word tokenizing (no stemming) so both backends match alike.
+
+Only what the envelope says is trusted for erased events: after a purge the
+session has no rows whether its messages were seen before (inline) or read
+back erased (rebuild).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from session_store.database import Database
+from session_store.events import Event, MessageAppended, MessageRetracted, RecordedEvent
+
+_ERASE_TYPES = frozenset({"HistoryCleared", "SessionDeleted", "SessionPurged"})
+TSV_CHARS = 200_000
+"""PostgreSQL indexes the first this-many characters of a message (tsvector holds at most 1 MB)."""
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def message_text(message: Event) -> str:
+    """The searchable text of a message: its text and the text of its parts."""
+    texts = [message.text] if message.text else []
+    for part in message.parts or ():
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def _clean(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; drop it on both backends so they agree."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """A visible message, as the history read model has it."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+    version: int
+    position: int
+    message_id: str
+    role: str
+    author: str
+    text: str
+    invocation_id: str | None
+    timestamp: float
+    """The message's own time (as the runner stamped it)."""
+    recorded_at: float
+
+
+def make_table(suffix: str = "") -> sa.Table:
+    return sa.Table(
+        f"ss_history{suffix}", sa.MetaData(),
+        sa.Column("position", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  primary_key=True, autoincrement=False),
+        sa.Column("app_name", sa.String, nullable=False),
+        sa.Column("user_id", sa.String, nullable=False),
+        sa.Column("session_id", sa.String, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("message_id", sa.String, nullable=False),
+        sa.Column("role", sa.String, nullable=False),
+        sa.Column("author", sa.String, nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("invocation_id", sa.String),
+        sa.Column("timestamp", sa.Float(precision=53), nullable=False),
+        sa.Column("recorded_at", sa.Float(precision=53), nullable=False),
+        sa.Index(f"ss_history{suffix}_session", "app_name", "user_id", "session_id", "version"),
+    )
+
+
+class HistoryProjection:
+    """The history read model (name `history`)."""
+
+    name = "history"
+    version = 1
+
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+        self.table = make_table(suffix)
+        self.fts = f"ss_history_fts{suffix}"
+        t = self.table
+        self._session = (t.c.app_name == sa.bindparam("a"), t.c.user_id == sa.bindparam("u"),
+                         t.c.session_id == sa.bindparam("s"))
+        self._insert = (f"INSERT INTO {t.name} (position, app_name, user_id, session_id, "
+                        "version, message_id, role, author, text, invocation_id, timestamp, "
+                        "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+    def tables(self) -> Sequence[sa.Table]:
+        return (self.table,)
+
+    def extra_tables(self, dialect: str) -> list[str]:
+        return [self.fts] if dialect == "sqlite" else []
+
+    def for_rebuild(self, suffix: str) -> HistoryProjection:
+        return HistoryProjection(suffix)
+
+    def install(self, conn: Connection) -> None:
+        name = self.table.name
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.fts} USING "
+                                 "fts5(text, tokenize = 'unicode61 remove_diacritics 2')")
+        else:
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS tsv tsvector "
+                                 "GENERATED ALWAYS AS (to_tsvector('simple', left(text, "
+                                 f"{TSV_CHARS}))) STORED")
+            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name}_tsv ON {name} USING gin "
+                                 "(tsv)")
+
+    def dump_extras(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+        if conn.dialect.name != "sqlite":
+            return {}
+        rows = conn.exec_driver_sql(f"SELECT rowid, text FROM {self.fts} ORDER BY rowid").all()
+        return {"fts": [tuple(row) for row in rows]}
+
+    # --- fold ------------------------------------------------------------------------
+
+    def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
+        pending: list[tuple[Any, ...]] = []
+        for event in events:
+            if not event.session_id:
+                continue
+            kind = event.type
+            if kind == "MessageAppended":
+                data = event.data
+                if isinstance(data, MessageAppended):
+                    m = data.message
+                    pending.append((event.position, event.app_name, event.user_id,
+                                    event.session_id, event.version, _clean(m.id),
+                                    _clean(m.role), _clean(m.author or m.role),
+                                    _clean(message_text(m)),
+                                    None if m.invocation_id is None else _clean(m.invocation_id),
+                                    m.timestamp, event.recorded_at))
+            elif kind in _ERASE_TYPES or kind == "MessageRetracted":
+                self._insert_rows(conn, pending)
+                pending = []
+                self._erase(conn, event)
+        self._insert_rows(conn, pending)
+
+    def _insert_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(self._insert, rows)
+            conn.exec_driver_sql(f"INSERT INTO {self.fts} (rowid, text) VALUES (?, ?)",
+                                 [(row[0], row[8]) for row in rows])
+        else:
+            names = [c.name for c in self.table.columns]
+            conn.execute(self.table.insert(), [dict(zip(names, row, strict=True))
+                                               for row in rows])
+
+    def _erase(self, conn: Connection, event: RecordedEvent) -> None:
+        where = "app_name = :a AND user_id = :u AND session_id = :s"
+        params = {"a": event.app_name, "u": event.user_id, "s": event.session_id}
+        if event.type == "MessageRetracted":
+            if not isinstance(event.data, MessageRetracted):
+                return  # erased: the purge that erased it also empties the session
+            where += " AND message_id = :m"
+            params["m"] = event.data.message_id
+        if conn.dialect.name == "sqlite":
+            conn.execute(sa.text(f"DELETE FROM {self.fts} WHERE rowid IN "
+                                 f"(SELECT position FROM {self.table.name} WHERE {where})"),
+                         params)
+        conn.execute(sa.text(f"DELETE FROM {self.table.name} WHERE {where}"), params)
+
+
+class History:
+    """Queries over the history read model; every read is scoped by app (and user, session)."""
+
+    def __init__(self, db: Database, projection: HistoryProjection | None = None) -> None:
+        self.db = db
+        self.projection = projection or HistoryProjection()
+
+    async def messages(self, *, app_name: str, user_id: str, session_id: str,
+                       roles: Sequence[str] | None = None, since: float | None = None,
+                       until: float | None = None, after_version: int | None = None,
+                       limit: int | None = None) -> list[Message]:
+        """Visible messages of a session in order; `since`/`until` bound the message time."""
+        t = self.projection.table
+        query = sa.select(*_columns(t)).where(
+            t.c.app_name == app_name, t.c.user_id == user_id, t.c.session_id == session_id)
+        query = _filters(query, t, roles, since, until, after_version).order_by(t.c.version)
+        if limit is not None:
+            query = query.limit(limit)
+        return await self._fetch(query)
+
+    async def search(self, text: str, *, app_name: str, user_id: str | None = None,
+                     session_id: str | None = None, roles: Sequence[str] | None = None,
+                     since: float | None = None, until: float | None = None,
+                     limit: int = 50) -> list[Message]:
+        """Messages containing every word of `text` (case- and accent-insensitive), best first."""
+        words = _WORD.findall(text)
+        if not words:
+            return []
+        t = self.projection.table
+        query = sa.select(*_columns(t)).where(t.c.app_name == app_name)
+        if user_id is not None:
+            query = query.where(t.c.user_id == user_id)
+        if session_id is not None:
+            query = query.where(t.c.session_id == session_id)
+        query = _filters(query, t, roles, since, until, None)
+        if self.db.dialect == "sqlite":
+            fts = sa.table(self.projection.fts, sa.column("rowid"), sa.column("rank"))
+            matched = " ".join('"' + word.replace('"', '""') + '"' for word in words)
+            query = (query.join(fts, fts.c.rowid == t.c.position)
+                     .where(sa.text(f"{self.projection.fts} MATCH :match").bindparams(
+                         match=matched))
+                     .order_by(fts.c.rank, t.c.position))
+        else:
+            tsquery = sa.func.plainto_tsquery(sa.literal_column("'simple'"), " ".join(words))
+            tsv: Any = sa.literal_column(f"{t.name}.tsv")
+            query = query.where(tsv.op("@@")(tsquery)).order_by(
+                sa.func.ts_rank(tsv, tsquery).desc(), t.c.position)
+        return await self._fetch(query.limit(limit))
+
+    async def count(self, *, app_name: str, user_id: str, session_id: str) -> int:
+        t = self.projection.table
+        query = sa.select(sa.func.count()).select_from(t).where(
+            t.c.app_name == app_name, t.c.user_id == user_id, t.c.session_id == session_id)
+        async with self.db.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
+
+    async def _fetch(self, query: Any) -> list[Message]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Message(**row._mapping) for row in rows]
+
+
+def _columns(t: sa.Table) -> list[Any]:
+    return [t.c.app_name, t.c.user_id, t.c.session_id, t.c.version, t.c.position,
+            t.c.message_id, t.c.role, t.c.author, t.c.text, t.c.invocation_id, t.c.timestamp,
+            t.c.recorded_at]
+
+
+def _filters(query: Any, t: sa.Table, roles: Sequence[str] | None, since: float | None,
+             until: float | None, after_version: int | None) -> Any:
+    if roles is not None:
+        query = query.where(t.c.role.in_(list(roles)))
+    if since is not None:
+        query = query.where(t.c.timestamp >= since)
+    if until is not None:
+        query = query.where(t.c.timestamp <= until)
+    if after_version is not None:
+        query = query.where(t.c.version > after_version)
+    return query
