@@ -132,6 +132,9 @@ def encode_cursor(head: Head) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, str, str]:
+    if not isinstance(cursor, str):
+        raise InvalidEvent(f"cursor must be a string from list_sessions, not "
+                           f"{type(cursor).__name__}")
     try:
         at, user, session = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()))
         return float(at), str(user), str(session)

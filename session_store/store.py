@@ -42,6 +42,7 @@ from session_store.events import (
     SessionPurged,
     SessionReactivated,
     StateChanged,
+    Usage,
     new_id,
 )
 from session_store.hooks import Hook, Hooks, Middleware
@@ -144,6 +145,8 @@ class SessionStore:
         """The session now (or as it was after event `at_version`); None when not visible."""
         key = _key_of(app_name, user_id, session_id)
         _check_count(num_recent_events, "num_recent_events")
+        if after_timestamp is not None:
+            validation.check_non_negative(after_timestamp, "after_timestamp")
         if at_version is not None:
             _check_count(at_version, "at_version")
             return await self._replay(key, at_version, num_recent_events, after_timestamp)
@@ -165,6 +168,8 @@ class SessionStore:
             validation.check_id(user_id, "user_id")
         if status is not None and status not in reads.STATUSES:
             raise InvalidEvent(f"status must be one of {reads.STATUSES}, not {status!r}")
+        if since is not None:
+            validation.check_non_negative(since, "since")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidEvent(f"limit must be an int from 1 to 10000, not {limit!r}")
         query = reads.page_query(app_name=app_name, user_id=user_id, status=status,
@@ -307,7 +312,13 @@ class SessionStore:
 
     async def _commit(self, appends: Sequence[Append]) -> list[RecordedEvent]:
         records = await self.log.commit(appends)
-        await self.hooks.notify(records)
+        if any(append.caller_ids for append in appends):
+            # An idempotent re-send answers with the stored records: no new fact, no hooks.
+            # Fresh records carry the very payload objects handed in; stored ones are decoded.
+            sent = {id(payload) for append in appends for payload in append.payloads}
+            await self.hooks.notify([r for r in records if id(r.data) in sent])
+        else:
+            await self.hooks.notify(records)
         return records
 
     # --- the log ---------------------------------------------------------------------------
@@ -452,6 +463,9 @@ def _check_event(event: Any) -> None:
         raise InvalidEvent("event role must be a non-empty string")
     validation.check_id(event.id, "event id")
     if event.usage is not None:
+        if not isinstance(event.usage, Usage):
+            raise InvalidEvent(f"event usage must be a session_store.Usage, not "
+                               f"{type(event.usage).__name__}")
         for value, what in ((event.usage.tokens_in, "usage.tokens_in"),
                             (event.usage.tokens_out, "usage.tokens_out")):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
