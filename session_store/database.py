@@ -104,12 +104,15 @@ def _sqlite(url: sa.URL, durability: Durability, busy_timeout: float) -> Databas
         dbapi_connection.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode = WAL")
+        # A bigger page cache keeps append cost flat as the log's indexes grow.
+        cursor.execute("PRAGMA cache_size = -65536")
         for pragma in pragmas:
             cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(write_engine, "begin")
     def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver connection: this runs once per write transaction (per append).
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
     return Database(url, "sqlite", engine, write_engine)

@@ -27,6 +27,7 @@ from session_store.events import (
     SessionKey,
     encode_payload,
     new_id,
+    new_ids,
 )
 from session_store.records import RECORD_COLUMNS, decode_row
 from session_store.schema import events, prepare, streams
@@ -120,7 +121,11 @@ class EventLog:
         given = list(event_ids) if event_ids is not None else [None] * len(payloads)
         if len(given) != len(payloads):
             raise InvalidEvent("event_ids must name one id per event")
-        ids = [validation.check_id(i, "event id") if i is not None else new_id() for i in given]
+        if event_ids is None:
+            ids = new_ids(len(payloads))
+        else:
+            ids = [validation.check_id(i, "event id") if i is not None else new_id()
+                   for i in given]
         if len(set(ids)) != len(ids):
             raise InvalidEvent("an append carries the same event id twice")
         encoded = tuple(self._encode(p) for p in payloads)

@@ -412,12 +412,19 @@ class ThreadWriter:
             log.error("session_store.write_failed", error=str(error), commits=len(commits))
             results = [error] * len(commits)
         last = max((r[-1].position for r in results if isinstance(r, list) and r), default=0)
+        # One wake-up per event loop per batch: each call_soon_threadsafe writes to the
+        # loop's self-pipe, which costs more than settling a future.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Result]]] = {}
         for ((_, future), loop), result in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_settle, future, result)
+            by_loop.setdefault(loop, []).append((future, result))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(self._deliver, settled, last)
+
+    def _deliver(self, settled: list[tuple[Any, Result]], last: int) -> None:
+        for future, result in settled:
+            _settle(future, result)
         if last:
-            loops = {loop for _, loop in batch}
-            for loop in loops:
-                loop.call_soon_threadsafe(self._on_commit, last)
+            self._on_commit(last)
 
 
 class TaskWriter:
