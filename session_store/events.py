@@ -9,6 +9,7 @@ upcasters registered for its type, so the log never has to be rewritten.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
@@ -19,8 +20,8 @@ from session_store.errors import SchemaError
 
 
 def new_id() -> str:
-    """A fresh random id (UUID4, canonical text form)."""
-    raw = bytearray(os.urandom(16))
+    """A fresh random id (UUID4, canonical text form); see `new_ids`."""
+    raw = bytearray(_random_bytes(16))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.hex()
@@ -28,12 +29,13 @@ def new_id() -> str:
 
 
 def new_ids(count: int) -> list[str]:
-    """`count` fresh random ids (UUID4, canonical text form), from one read of the OS RNG.
+    """`count` fresh random ids (UUID4, canonical text form).
 
-    Same ids as `str(uuid.uuid4())`, formatted without building `UUID` objects: ids are
-    made once per event, so this is on the append path.
+    The same ids as `str(uuid.uuid4())`, but cut from a pooled read of the OS random
+    source and formatted without `UUID` objects: ids are made once per event, and a
+    `getrandom` call per id releases the GIL, which stalls the writer thread.
     """
-    raw = bytearray(os.urandom(16 * count))
+    raw = bytearray(_random_bytes(16 * count))
     ids = []
     for start in range(0, 16 * count, 16):
         raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
@@ -41,6 +43,31 @@ def new_ids(count: int) -> list[str]:
         h = raw[start:start + 16].hex()
         ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return ids
+
+
+_POOL_SIZE = 16 * 1024
+_pool_lock = threading.Lock()
+_pool = b""
+_pool_offset = 0
+
+
+def _random_bytes(count: int) -> bytes:
+    global _pool, _pool_offset
+    with _pool_lock:
+        if _pool_offset + count > len(_pool):
+            _pool, _pool_offset = os.urandom(max(_POOL_SIZE, count)), 0
+        chunk = _pool[_pool_offset:_pool_offset + count]
+        _pool_offset += count
+        return chunk
+
+
+def _forget_pool() -> None:
+    """A forked child must not hand out the ids its parent will also hand out."""
+    global _pool, _pool_offset, _pool_lock
+    _pool, _pool_offset, _pool_lock = b"", 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 class SessionKey(NamedTuple):

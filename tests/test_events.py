@@ -24,6 +24,8 @@ from session_store.events import (
     decode_payload,
     decode_tagged,
     encode_payload,
+    new_id,
+    new_ids,
     register_upcaster,
     type_name,
 )
@@ -119,3 +121,27 @@ def test_event_defaults_and_key() -> None:
     event = Event(role="user", text="x")
     assert event.speaker == "user" and event.id and event.timestamp > 0
     assert SessionKey("a", "u", "s") == ("a", "u", "s")
+
+
+def test_new_ids_are_canonical_uuid4_and_distinct() -> None:
+    import uuid
+
+    ids = new_ids(2_000) + [new_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    import os
+
+    new_id()  # fill the pool
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.write(write_end, "".join(new_ids(8)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 10_000).decode()
+    assert not any(i in child for i in new_ids(8))
