@@ -155,8 +155,11 @@ def fold(head: Head | None, event: RecordedEvent) -> Head:
     elif isinstance(data, SessionDeleted):
         head.deleted = True
     elif isinstance(data, SessionPurged):
-        head.purged = head.deleted = True  # a purge is a delete that also erases
-        head.state, head.metadata, head.tags, head.retracted = {}, {}, [], []
+        # A purge is a delete that also erases. Keep only what the erased log still
+        # says (the envelope), so folding it again (rebuild, verify) gives this head.
+        return Head(app_name=head.app_name, user_id=head.user_id, session_id=head.session_id,
+                    version=event.version, created_at=head.created_at,
+                    last_update_time=head.created_at, deleted=True, purged=True)
     return head
 
 

@@ -5,7 +5,8 @@ removes the message it names, `HistoryCleared` empties the session, and
 `SessionDeleted` or `SessionPurged` erase it (the log keeps everything, so a
 rebuild gives the same rows). Text search uses SQLite FTS5 (a side table whose
 rowid is the position) or a PostgreSQL `tsvector` column with a GIN index,
-both with simple word tokenizing (no stemming) so both backends match alike.
+both with simple word tokenizing (no stemming) and accents folded (`fold`), so
+both backends match alike.
 
 Only what the envelope says is trusted for erased events: after a purge the
 session has no rows whether its messages were seen before (inline) or read
@@ -15,6 +16,7 @@ back erased (rebuild).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +31,14 @@ _ERASE_TYPES = frozenset({"HistoryCleared", "SessionDeleted", "SessionPurged"})
 TSV_CHARS = 200_000
 """PostgreSQL indexes the first this-many characters of a message (tsvector holds at most 1 MB)."""
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fold(text: str) -> str:
+    """`text` without accents (what search compares), e.g. 'café' -> 'cafe'."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
 
 
 def message_text(message: Event) -> str:
@@ -98,6 +108,10 @@ class HistoryProjection:
         t = self.table
         self._session = (t.c.app_name == sa.bindparam("a"), t.c.user_id == sa.bindparam("u"),
                          t.c.session_id == sa.bindparam("s"))
+        columns = [c.name for c in t.columns]
+        self._pg_insert = sa.text(
+            f"INSERT INTO {t.name} ({', '.join(columns)}, tsv) VALUES "
+            f"({', '.join(':' + c for c in columns)}, to_tsvector('simple', :folded))")
         self._insert = (f"INSERT INTO {t.name} (position, app_name, user_id, session_id, "
                         "version, message_id, role, author, text, invocation_id, timestamp, "
                         "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -117,9 +131,7 @@ class HistoryProjection:
             conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.fts} USING "
                                  "fts5(text, tokenize = 'unicode61 remove_diacritics 2')")
         else:
-            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS tsv tsvector "
-                                 "GENERATED ALWAYS AS (to_tsvector('simple', left(text, "
-                                 f"{TSV_CHARS}))) STORED")
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS tsv tsvector")
             conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name}_tsv ON {name} USING gin "
                                  "(tsv)")
 
@@ -162,8 +174,9 @@ class HistoryProjection:
                                  [(row[0], row[8]) for row in rows])
         else:
             names = [c.name for c in self.table.columns]
-            conn.execute(self.table.insert(), [dict(zip(names, row, strict=True))
-                                               for row in rows])
+            conn.execute(self._pg_insert, [
+                {**dict(zip(names, row, strict=True)), "folded": fold(row[8][:TSV_CHARS])}
+                for row in rows])
 
     def _erase(self, conn: Connection, event: RecordedEvent) -> None:
         where = "app_name = :a AND user_id = :u AND session_id = :s"
@@ -205,7 +218,7 @@ class History:
                      since: float | None = None, until: float | None = None,
                      limit: int = 50) -> list[Message]:
         """Messages containing every word of `text` (case- and accent-insensitive), best first."""
-        words = _WORD.findall(text)
+        words = _WORD.findall(fold(text))
         if not words:
             return []
         t = self.projection.table
