@@ -261,8 +261,6 @@ async def test_archive_reactivate_end(store: SessionStore) -> None:
 
 
 async def test_cleanup_expired_sessions(store: SessionStore) -> None:
-    short = await store.create_session(app_name="app", user_id="u", session_id="short",
-                                       timeout=0.2)
     await store.create_session(app_name="app", user_id="u", session_id="long", timeout=3600)
     await store.create_session(app_name="app", user_id="u", session_id="forever")
     ended = await store.create_session(app_name="app", user_id="u", session_id="ended",
@@ -271,7 +269,9 @@ async def test_cleanup_expired_sessions(store: SessionStore) -> None:
     gone = await store.create_session(app_name="app", user_id="u", session_id="gone",
                                       timeout=0.2)
     await store.delete_session(app_name="app", user_id="u", session_id="gone")
-    assert await store.cleanup_expired_sessions() == 0
+    assert await store.cleanup_expired_sessions() == 0  # long and forever are not due
+    short = await store.create_session(app_name="app", user_id="u", session_id="short",
+                                       timeout=0.2)
     await asyncio.sleep(0.3)
     # Overdue but not yet cleaned: reads already call it expired.
     found = await store.get_session(app_name="app", user_id="u", session_id="short")
