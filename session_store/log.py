@@ -29,7 +29,7 @@ from session_store.events import (
     new_id,
     new_ids,
 )
-from session_store.records import RECORD_COLUMNS, decode_row
+from session_store.records import RECORD_COLUMNS, decode_rows
 from session_store.schema import events, prepare, streams
 from session_store.writer import Append, InlineApply, TaskWriter, ThreadWriter
 
@@ -180,16 +180,16 @@ class EventLog:
                           to_version: int | None = None) -> AsyncIterator[RecordedEvent]:
         """The events of one session in version order, `from_version`..`to_version` inclusive."""
         version = from_version
-        where = [events.c.app_name == key[0], events.c.user_id == key[1],
-                 events.c.session_id == key[2]]
+        where = "app_name = ? AND user_id = ? AND session_id = ?"
+        params: list[Any] = [key[0], key[1], key[2]]
         if to_version is not None:
-            where.append(events.c.version <= to_version)
+            where += " AND version <= ?"
+            params.append(to_version)
+        query = self._select(where + " AND version >= ?", "version")
         while True:
-            query = (sa.select(*RECORD_COLUMNS).where(*where, events.c.version >= version)
-                     .order_by(events.c.version).limit(READ_BATCH))
-            rows = await self._fetch(query)
-            for row in rows:
-                yield decode_row(row)
+            rows = await self._rows(query, [*params, version, READ_BATCH])
+            for record in decode_rows(rows):
+                yield record
             if len(rows) < READ_BATCH:
                 return
             version = rows[-1][4] + 1
@@ -201,20 +201,26 @@ class EventLog:
         """Every event from `from_position` (inclusive) in global order, optionally filtered."""
         position = from_position
         remaining = limit
-        where = []
+        where = ""
+        params: list[Any] = []
         if types is not None:
-            where.append(events.c.type.in_(list(types)))
+            type_list = list(types)
+            if not type_list:
+                return
+            where += f"type IN ({', '.join('?' * len(type_list))}) AND "
+            params.extend(type_list)
         if app_name is not None:
-            where.append(events.c.app_name == app_name)
+            where += "app_name = ? AND "
+            params.append(app_name)
         if user_id is not None:
-            where.append(events.c.user_id == user_id)
+            where += "user_id = ? AND "
+            params.append(user_id)
+        query = self._select(where + "position >= ?", "position")
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
-            query = (sa.select(*RECORD_COLUMNS).where(*where, events.c.position >= position)
-                     .order_by(events.c.position).limit(size))
-            rows = await self._fetch(query)
-            for row in rows:
-                yield decode_row(row)
+            rows = await self._rows(query, [*params, position, size])
+            for record in decode_rows(rows):
+                yield record
             if remaining is not None:
                 remaining -= len(rows)
             if len(rows) < size:
@@ -257,10 +263,31 @@ class EventLog:
         async with self.db.engine.connect() as conn:
             return (await conn.execute(sa.select(sa.func.max(events.c.position)))).scalar() or 0
 
-    async def _fetch(self, query: Any) -> Sequence[Any]:
-        async with self.db.engine.connect() as conn:
-            return (await conn.execute(query)).all()
+    def _select(self, where: str, order: str) -> str:
+        """A keyset-paged read of whole records; `?` placeholders, the last one the limit."""
+        query = f"SELECT {_COLUMNS} FROM ss_events WHERE {where} ORDER BY {order} LIMIT ?"
+        if self.db.dialect == "postgresql":
+            parts = query.split("?")
+            query = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
+        return query
 
+    async def _rows(self, query: str, params: list[Any]) -> Sequence[Any]:
+        """Run a read on the driver connection: rows as plain tuples (records on asyncpg),
+        without SQLAlchemy's per-row result processing. Reads are single statements, so
+        they see one consistent snapshot without an explicit transaction."""
+        async with self.db.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            if self.db.dialect == "postgresql":
+                rows: Sequence[Any] = await raw.fetch(query, *params)  # type: ignore[union-attr]
+                return rows
+            cursor = await raw.execute(query, params)  # type: ignore[union-attr]
+            try:
+                return await cursor.fetchall()  # type: ignore[no-any-return]
+            finally:
+                await cursor.close()
+
+
+_COLUMNS = ", ".join(column.name for column in RECORD_COLUMNS)
 
 _DECODERS: dict[type, msgspec.json.Decoder[Any]] = {
     cls: msgspec.json.Decoder(cls) for cls in PAYLOAD_TYPES.values()

@@ -438,3 +438,32 @@ async def test_reads_stream_in_batches_with_bounded_memory(log: EventLog) -> Non
     assert large_all < 1.5 * small_all, (small_all, large_all)
     assert large_stream < 1.5 * small_stream, (small_stream, large_stream)
     assert large_all < large * len(blob)
+
+
+async def test_reads_upcast_old_rows_among_current_ones(log: EventLog) -> None:
+    """A batch mixing rows of an older payload schema with current ones decodes each right."""
+    from session_store import events as vocabulary
+
+    await log.append(KEY, [InteractionTracked(tokens_in=1)])
+    async with log.db.engine.begin() as conn:  # a row as an older release wrote it
+        await conn.execute(sa.text(
+            "INSERT INTO ss_events (position, app_name, user_id, session_id, version, type, "
+            "schema, data, event_id, recorded_at, hash) VALUES (100, 'app', 'user', 'legacy', 1, "
+            "'InteractionTracked', 1, :data, 'old-1', 1.0, 'x')"),
+            {"data": b'{"type":"InteractionTracked","prompt_tokens":7}'})
+    await log.append(KEY, [InteractionTracked(tokens_in=3)])
+    saved = dict(vocabulary._upcasters)
+    original = InteractionTracked.schema
+    try:
+        InteractionTracked.schema = 2  # type: ignore[misc]
+        vocabulary.register_upcaster("InteractionTracked", 1, lambda raw: {
+            "tokens_in": raw.get("prompt_tokens", raw.get("tokens_in", 0))})
+        # The current rows (schema 1 stored, now "old") and the legacy one all upcast.
+        got = [r.data for r in await read_all(log)]
+    finally:
+        InteractionTracked.schema = original  # type: ignore[misc]
+        vocabulary._upcasters.clear()
+        vocabulary._upcasters.update(saved)
+    assert [p.tokens_in for p in got] == [1, 7, 3]  # type: ignore[union-attr]
+    # Back on the current schema, the legacy row simply lacks the renamed field.
+    assert [r.data for r in await read_all(log)][1] == InteractionTracked(tokens_in=0)
