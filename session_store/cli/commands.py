@@ -8,7 +8,6 @@ Errors a user can act on are raised as `SessionStoreError`s and reported by
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
 from collections.abc import Iterator
@@ -120,23 +119,27 @@ def print_report(report: Any, elapsed: float) -> None:
 
 async def rebuild(store: SessionStore, args: argparse.Namespace) -> int:
     names = [args.projection] if args.projection else None
-    total = await _count_events(store)
+    if args.projection and args.projection not in store.projections.projections:
+        known = ", ".join(sorted(store.projections.projections))
+        raise InvalidEvent(f"no projection {args.projection!r}; the projections are {known}")
     started = time.perf_counter()
-    with render.progress("rebuilding", total, enabled=not args.json) as bar:
-        options: dict[str, Any] = {}
-        if "progress" in inspect.signature(store.projections.rebuild).parameters:
-            options["progress"] = lambda n: render.advance(bar, n, started)
-        result = await store.rebuild(names, **options)
+    with render.progress("rebuilding", await _count_events(store),
+                         enabled=not args.json) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.update(bar.tasks[0].id, total=max(total, done))
+            render.advance(bar, done - int(bar.tasks[0].completed), started)
+
+        report = await store.rebuild(names, progress=progress)
     elapsed = time.perf_counter() - started
-    rate = total / elapsed if elapsed > 0 else 0.0
-    summary = {"projections": names or "all", "events": total, "seconds": elapsed,
-               "events_per_second": rate,
-               "result": result if isinstance(result, (int, float, str, list, dict)) else None}
+    rate = report.events / report.seconds if report.seconds > 0 else 0.0
+    summary = {"projections": list(report.names), "events": report.events,
+               "seconds": report.seconds, "events_per_second": rate,
+               "position": report.position}
     if args.json:
         render.print_json(summary)
     else:
-        render.out.print(f"Rebuilt {', '.join(names) if names else 'every projection'} from "
-                         f"{total:,} events in {elapsed:.2f}s ({rate:,.0f} events/s)")
+        render.out.print(f"Rebuilt {', '.join(report.names)} from {report.events:,} events in "
+                         f"{elapsed:.2f}s ({rate:,.0f} events/s)")
     return 0
 
 

@@ -1,0 +1,44 @@
+"""Every Python example in README.md runs, so the README cannot drift from the code;
+every `session-store ...` line in its shell examples parses with the real CLI parser."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from session_store.cli import build_parser
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+_BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(language: str) -> list[str]:
+    return [body for lang, body in _BLOCK.findall(README.read_text()) if lang == language]
+
+
+def test_the_readme_has_examples() -> None:
+    assert len(blocks("python")) >= 2
+    assert any("SyncSessionStore" in block for block in blocks("python"))
+
+
+@pytest.mark.parametrize("index", range(len(blocks("python"))))
+def test_python_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SESSION_STORE_URL", raising=False)
+    code = compile(blocks("python")[index], f"README.md python block {index + 1}", "exec")
+    exec(code, {"__name__": "__readme__"})  # noqa: S102 - running our own documentation
+    assert capsys.readouterr().out.strip(), "examples print what they show"
+
+
+def test_cli_examples_parse() -> None:
+    parser = build_parser()
+    lines = [line.split("#", 1)[0].strip() for block in blocks("bash")
+             for line in block.splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("session-store ")]
+    assert len(commands) >= 8
+    for argv in commands:
+        parser.parse_args(argv)
