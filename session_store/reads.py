@@ -15,12 +15,12 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.heads import ACTIVE, EXPIRED, HEADS, TAGS, Head, decode_head
 from session_store.errors import InvalidEvent
-from session_store.events import RecordedEvent, SessionKey
-from session_store.records import RECORD_COLUMNS, decode_row
+from session_store.events import MessageAppended, RecordedEvent, SessionKey
+from session_store.records import RECORD_COLUMNS, decode_row, decode_rows
 from session_store.schema import events
 from session_store.session import Session, TrackedTotals
 
@@ -101,6 +101,103 @@ async def tombstoned(conn: AsyncConnection, key: SessionKey) -> bool:
     """Whether the log records a delete (or purge) of the session: then no version is visible."""
     found = await conn.execute(_TOMBSTONE, {"a": key[0], "u": key[1], "s": key[2]})
     return found.first() is not None
+
+
+# --- get_session in one hop -------------------------------------------------------------
+# A read through SQLAlchemy's async layer costs several hops to the driver's thread per
+# statement (execute, fetch, close); `load_session` runs its two plain-SQL statements on the
+# driver connection, on SQLite inside one call on aiosqlite's own thread.
+
+_HEADS_SQL = (f"SELECT body FROM {HEADS.name} WHERE app_name = ? AND ("
+              "(user_id = ? AND session_id IN (?, '')) OR (user_id = '' AND session_id = ''))")
+_COLUMNS = ", ".join(column.name for column in RECORD_COLUMNS)
+
+
+def _messages_sql(newest_first: bool, since: bool) -> str:
+    query = (f"SELECT {_COLUMNS} FROM {events.name} WHERE app_name = ? AND user_id = ? "
+             "AND session_id = ? AND type = 'MessageAppended' AND version > ? AND version <= ?")
+    if since:
+        query += " AND recorded_at >= ?"
+    return query + (" ORDER BY version DESC LIMIT ?" if newest_first else " ORDER BY version")
+
+
+def _numbered(query: str) -> str:
+    """`?` placeholders as PostgreSQL's `$1, $2, ...`."""
+    parts = query.split("?")
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
+
+
+_SQLITE_MESSAGES = {(n, s): _messages_sql(n, s) for n in (False, True) for s in (False, True)}
+_PG_MESSAGES = {k: _numbered(v) for k, v in _SQLITE_MESSAGES.items()}
+_PG_HEADS = _numbered(_HEADS_SQL)
+
+Loaded = tuple[Head | None, dict[str, Any], Sequence[Any]]
+
+
+def _split_heads(bodies: Sequence[Any]) -> tuple[Head | None, dict[str, Any]]:
+    head: Head | None = None
+    scoped: dict[str, Any] = {}
+    for (body,) in bodies:
+        found = decode_head(bytes(body))
+        if found.session_id:
+            head = found
+        else:
+            scoped.update(found.state)
+    return head, scoped
+
+
+def _message_params(head: Head, limit: int | None, since: float | None) -> list[Any]:
+    params: list[Any] = [head.app_name, head.user_id, head.session_id, head.history_from,
+                         head.version]
+    if since is not None:
+        params.append(since)
+    if limit is not None:
+        params.append(limit + len(head.retracted))
+    return params
+
+
+def _load_sqlite(conn: Any, key: SessionKey, limit: int | None, since: float | None) -> Loaded:
+    """Runs on aiosqlite's thread with its sqlite3 connection."""
+    head, scoped = _split_heads(conn.execute(_HEADS_SQL, (key[0], key[1], key[2])).fetchall())
+    if head is None or head.deleted or limit == 0:
+        return head, scoped, ()
+    query = _SQLITE_MESSAGES[(limit is not None, since is not None)]
+    return head, scoped, conn.execute(query, _message_params(head, limit, since)).fetchall()
+
+
+async def load_session(engine: AsyncEngine, key: SessionKey, *, limit: int | None,
+                       since: float | None) -> tuple[Head | None, dict[str, Any],
+                                                     list[RecordedEvent]]:
+    """The session's head, its merged app/user scope state, and its visible messages
+    (the last `limit` ones recorded at or after `since`), oldest first."""
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        run_in_thread = getattr(raw, "_execute", None)
+        if engine.dialect.name == "sqlite" and run_in_thread is not None:
+            head, scoped, rows = await run_in_thread(_load_sqlite, raw._conn, key, limit, since)  # type: ignore[union-attr]
+        elif engine.dialect.name == "postgresql":
+            head, scoped = _split_heads(await raw.fetch(_PG_HEADS, *key))  # type: ignore[union-attr]
+            rows = ()
+            if head is not None and not head.deleted and limit != 0:
+                rows = await raw.fetch(  # type: ignore[union-attr]
+                    _PG_MESSAGES[(limit is not None, since is not None)],
+                    *_message_params(head, limit, since))
+        else:  # a driver without the shortcut: the SQLAlchemy path
+            head, scoped = await load_heads(conn, key)
+            if head is None or head.deleted:
+                return head, scoped, []
+            return head, scoped, await recent_messages(conn, head, limit=limit, since=since)
+    found = decode_rows(rows) if rows else []
+    if limit is not None:
+        found.reverse()
+    if head is not None and head.retracted:
+        retracted = set(head.retracted)
+        # (a purge racing this read leaves erased rows: they are not messages any more)
+        found = [r for r in found
+                 if isinstance(r.data, MessageAppended) and r.data.message.id not in retracted]
+        if limit is not None:
+            found = found[-limit:]
+    return head, scoped, found
 
 
 def snapshot(head: Head, scoped: dict[str, Any], messages: Sequence[RecordedEvent],

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from projections.heads import Head, fold, key_scope, scope_stream
+from projections.heads import Head, decode_head, fold, key_scope, scope_stream
 from projections.runtime import ProjectionRuntime
 from session_store import audit, reads, validation
 from session_store.database import Database, Durability, connect
@@ -150,12 +150,10 @@ class SessionStore:
         if at_version is not None:
             _check_count(at_version, "at_version")
             return await self._replay(key, at_version, num_recent_events, after_timestamp)
-        async with self.db.engine.connect() as conn:
-            head, scoped = await reads.load_heads(conn, key)
-            if head is None or head.deleted:
-                return None
-            messages = await reads.recent_messages(conn, head, limit=num_recent_events,
-                                                   since=after_timestamp)
+        head, scoped, messages = await reads.load_session(
+            self.db.engine, key, limit=num_recent_events, since=after_timestamp)
+        if head is None or head.deleted:
+            return None
         return reads.snapshot(head, scoped, messages)
 
     async def list_sessions(self, *, app_name: str, user_id: str | None = None,
@@ -176,7 +174,7 @@ class SessionStore:
                                  tags=_tags(tags) if tags else None, since=since, cursor=cursor,
                                  limit=limit, now=time.time())
         async with self.db.engine.connect() as conn:
-            heads = [reads.decode_head(row[0]) for row in (await conn.execute(query)).all()]
+            heads = [decode_head(row[0]) for row in (await conn.execute(query)).all()]
             more = len(heads) > limit
             heads = heads[:limit]
             app_state, user_states = await reads.scope_states(

@@ -1,0 +1,211 @@
+"""Benchmark the session API on SQLite against Google ADK's session services, same workload.
+
+    python scripts/bench_sessions.py            # full sizes (10,000 sessions for the page)
+    python scripts/bench_sessions.py --quick    # smaller sizes for a fast look
+
+Measured, each in a fresh SQLite file of its own:
+
+- appends/s through `append_event`, one awaited call after another, into one session;
+- `get_session` of that 2,000-event session, in full and with the last 20 events;
+- the first page of `list_sessions` for a user with 10,000 sessions (ADK has no paging:
+  its `list_sessions` returns every session of the user, which is what a caller gets).
+
+ADK's `DatabaseSessionService` (sqlite+aiosqlite URL) and `SqliteSessionService` run in
+the same process when google-adk is importable (`pip install 'session-store[bench]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from session_store import Event, open_store
+
+TEXT = "The quick brown fox jumps over the lazy dog. " * 4  # ~180 bytes, a short chat turn
+TARGETS = {"appends/s": "≥ 10× ADK Database", "get_session full (ms)": "≤ 15 ms",
+           "get_session last 20 (ms)": "≤ 0.5 ms", "list_sessions first page (ms)": "≤ 5 ms"}
+
+
+@dataclass
+class Sizes:
+    events: int = 2_000
+    sessions: int = 10_000
+    full_reads: int = 30
+    recent_reads: int = 500
+    page_reads: int = 200
+
+
+@dataclass
+class Result:
+    name: str
+    numbers: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+async def median_ms(call: Callable[[], Awaitable[Any]], repeat: int) -> float:
+    await call()  # warm caches and statement compilation
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+# --- session-store -----------------------------------------------------------------------
+
+async def bench_store(folder: Path, sizes: Sizes) -> Result:
+    result = Result("session-store")
+    async with open_store(str(folder / "store.db")) as store:
+        session = await store.create_session(app_name="bench", user_id="u")
+        gc.collect()
+        start = time.perf_counter()
+        for i in range(sizes.events):
+            await store.append_event(session, Event(
+                role="user" if i % 2 else "assistant", text=TEXT, invocation_id=f"inv-{i // 2}"))
+        result.numbers["appends/s"] = sizes.events / (time.perf_counter() - start)
+
+        async def full() -> None:
+            found = await store.get_session(app_name="bench", user_id="u", session_id=session.id)
+            assert found is not None and len(found.events) == sizes.events
+
+        async def recent() -> None:
+            found = await store.get_session(app_name="bench", user_id="u", session_id=session.id,
+                                            num_recent_events=20)
+            assert found is not None and len(found.events) == 20
+
+        result.numbers["get_session full (ms)"] = await median_ms(full, sizes.full_reads)
+        result.numbers["get_session last 20 (ms)"] = await median_ms(recent, sizes.recent_reads)
+
+        for start_at in range(0, sizes.sessions, 500):
+            await asyncio.gather(*(store.create_session(app_name="bench", user_id="many",
+                                                        state={"n": n})
+                                   for n in range(start_at, min(sizes.sessions, start_at + 500))))
+
+        async def page() -> None:
+            found = await store.list_sessions(app_name="bench", user_id="many", limit=100)
+            assert len(found.sessions) == 100 and found.next_cursor is not None
+
+        result.numbers["list_sessions first page (ms)"] = await median_ms(page, sizes.page_reads)
+    result.notes.append("list_sessions: first page of 100 (cursor paging)")
+    return result
+
+
+# --- Google ADK ----------------------------------------------------------------------------
+
+async def bench_adk(name: str, service: Any, sizes: Sizes) -> Result:
+    from google.adk.events import Event as AdkEvent
+    from google.adk.sessions.base_session_service import GetSessionConfig
+    from google.genai import types
+
+    result = Result(name)
+    session = await service.create_session(app_name="bench", user_id="u")
+    gc.collect()
+    start = time.perf_counter()
+    for i in range(sizes.events):
+        role = "user" if i % 2 else "model"
+        await service.append_event(session, AdkEvent(
+            author=role, invocation_id=f"inv-{i // 2}",
+            content=types.Content(role=role, parts=[types.Part(text=TEXT)])))
+    result.numbers["appends/s"] = sizes.events / (time.perf_counter() - start)
+
+    async def full() -> None:
+        found = await service.get_session(app_name="bench", user_id="u", session_id=session.id)
+        assert found is not None and len(found.events) == sizes.events
+
+    async def recent() -> None:
+        found = await service.get_session(app_name="bench", user_id="u", session_id=session.id,
+                                          config=GetSessionConfig(num_recent_events=20))
+        assert found is not None and len(found.events) == 20
+
+    result.numbers["get_session full (ms)"] = await median_ms(full, max(5, sizes.full_reads // 3))
+    result.numbers["get_session last 20 (ms)"] = await median_ms(recent, sizes.recent_reads // 5)
+    for n in range(sizes.sessions):  # one at a time: ADK's SQLite services have one writer
+        await service.create_session(app_name="bench", user_id="many", state={"n": n})
+
+    async def page() -> None:
+        found = await service.list_sessions(app_name="bench", user_id="many")
+        assert len(found.sessions) == sizes.sessions
+
+    result.numbers["list_sessions first page (ms)"] = await median_ms(
+        page, max(5, sizes.page_reads // 20))
+    result.notes.append(f"{name}: list_sessions returns all {sizes.sessions:,} (no paging)")
+    return result
+
+
+async def adk_results(folder: Path, sizes: Sizes) -> list[Result]:
+    try:
+        from google.adk.sessions.database_session_service import DatabaseSessionService
+        from google.adk.sessions.sqlite_session_service import SqliteSessionService
+    except ImportError as error:
+        print(f"google-adk is not importable ({error}): ADK columns skipped; "
+              "pip install 'session-store[bench]' to compare.")
+        return []
+    database = DatabaseSessionService(f"sqlite+aiosqlite:///{folder / 'adk_database.db'}")
+    results = [await bench_adk("ADK Database", database, sizes)]
+    engine = getattr(database, "db_engine", None)
+    if engine is not None:
+        await engine.dispose()
+    sqlite_service = SqliteSessionService(str(folder / "adk_sqlite.db"))
+    results.append(await bench_adk("ADK Sqlite", sqlite_service, sizes))
+    return results
+
+
+# --- report -------------------------------------------------------------------------------
+
+def report(ours: Result, others: list[Result]) -> None:
+    headers = ["metric", ours.name, *(o.name for o in others),
+               *(f"vs {o.name}" for o in others), "target"]
+    rows = []
+    for metric, target in TARGETS.items():
+        mine = ours.numbers[metric]
+        cells = [metric, _fmt(mine), *(_fmt(o.numbers[metric]) for o in others)]
+        for other in others:
+            theirs = other.numbers[metric]
+            ratio = mine / theirs if metric == "appends/s" else theirs / mine
+            cells.append(f"{ratio:,.1f}× {'more' if metric == 'appends/s' else 'faster'}")
+        cells.append(target)
+        rows.append(cells)
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*headers))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+    for result in [ours, *others]:
+        for note in result.notes:
+            print(f"  note: {note}")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3f}" if value < 1 else f"{value:.2f}"
+
+
+async def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--no-adk", action="store_true", help="skip the ADK services")
+    args = parser.parse_args(argv)
+    sizes = Sizes(events=2_000, sessions=2_000, full_reads=15, recent_reads=300,
+                  page_reads=100) if args.quick else Sizes()
+    print(f"session-store vs Google ADK on SQLite: {sizes.events:,}-event session, "
+          f"{sizes.sessions:,} sessions for one user, python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix=f"bench-sessions-{uuid.uuid4().hex[:6]}-") as tmp:
+        folder = Path(tmp)
+        ours = await bench_store(folder, sizes)
+        others = [] if args.no_adk else await adk_results(folder, sizes)
+    report(ours, others)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
