@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from session_store.errors import ConcurrencyError
 from session_store.events import SessionKey
@@ -163,3 +166,18 @@ async def test_concurrent_writers_and_a_follower_sqlite(sqlite_url: str) -> None
 
 async def test_concurrent_writers_and_a_follower_postgres_100k(pg_url: str) -> None:
     await _writers_and_follower(pg_url, writers=16, total=100_000, batch=10)
+
+
+async def test_postgres_writer_survives_a_dropped_connection(pg_url: str) -> None:
+    async with opened_log(pg_url) as log:
+        await log.append(KEY, [state(a=1)])
+        async with log.db.engine.connect() as conn:  # kill every other backend: the writer's
+            await conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        with contextlib.suppress(Exception):
+            await log.append(KEY, [state(a=2)])
+        await log.append(KEY, [state(a=3)])
+        records = await read_stream(log, KEY)
+        assert [r.version for r in records] == list(range(1, len(records) + 1))
+        assert records[-1].data == state(a=3)
