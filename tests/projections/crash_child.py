@@ -1,0 +1,50 @@
+"""A catch-up follower that dies: run as `python -m tests.projections.crash_child URL N SIZE`.
+
+It follows the log in batches of SIZE events and, on the N-th batch, exits the
+process abruptly (`os._exit`) after history and users have folded the batch
+but before analytics has and before the checkpoints are written: the middle
+of the batch's transaction. With N = 0 it runs until killed from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import session_store  # noqa: F401  (import order: the facade before the projections)
+from projections.catchup import Follower
+from projections.runtime import ProjectionRuntime
+from session_store.database import connect
+from session_store.events import RecordedEvent
+from session_store.log import EventLog
+from tests.projections.kit import ALL_CATCHUP
+
+CRASHED = 17
+
+
+async def main(url: str, crash_at: int, batch_size: int) -> None:
+    log = EventLog(connect(url))
+    runtime = ProjectionRuntime(log, modes=ALL_CATCHUP)
+    analytics = runtime.analytics.projection
+    fold = analytics.apply
+    calls = 0
+
+    def dying_apply(conn: Any, events: Sequence[RecordedEvent]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == crash_at:
+            os._exit(CRASHED)
+        fold(conn, events)
+
+    analytics.apply = dying_apply  # type: ignore[method-assign]
+    follower = Follower(log, runtime.catchup, batch_size=batch_size, poll_interval=0.05)
+    await follower.start()
+    while True:
+        await asyncio.sleep(3600)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
