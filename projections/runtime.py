@@ -126,12 +126,13 @@ class ProjectionRuntime:
             await self.follower.start()
 
     async def rebuild(self, names: Sequence[str] | None = None,
-                      progress: Progress | None = None) -> RebuildReport:
+                      progress: Progress | None = None, *,
+                      chunk: int = rebuilding.CHUNK) -> RebuildReport:
         """Replay the log into fresh tables of the named projections (all by default) in one
         pass and swap them in atomically; appends continue meanwhile."""
         chosen = self._chosen(names)
         async with self._rebuilding:
-            report = await rebuilding.rebuild(self.log, chosen, progress=progress)
+            report = await rebuilding.rebuild(self.log, chosen, progress=progress, chunk=chunk)
         if self.follower is not None:
             for projection in chosen:
                 if self.modes[projection.name] == CATCHUP:
