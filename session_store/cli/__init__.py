@@ -48,6 +48,8 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="print JSON for machines instead of tables")
     parser.add_argument("--log-format", choices=("text", "json"), default=default("text"),
                         help="how log lines on stderr look (default: text)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                        help="log what happens (info level; the default shows warnings only)")
     parser.add_argument("--debug", action="store_true", default=default(False),
                         help="debug logging, and tracebacks on errors")
 
@@ -122,13 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(log_format: str, debug: bool) -> None:
+def configure_logging(log_format: str, debug: bool, verbose: bool = False) -> None:
     """Structured log lines on stderr: readable, or one JSON object per line."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty() and
                                            "NO_COLOR" not in os.environ))
-    level = logging.DEBUG if debug else logging.INFO
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     structlog.configure(
         processors=[structlog.processors.add_log_level,
                     structlog.processors.TimeStamper(fmt="iso", utc=True), renderer],
@@ -152,11 +154,25 @@ def _check_database(args: argparse.Namespace) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     _check_database(args)
+    if args.command == "import" and args.file != "-" and not Path(args.file).is_file():
+        raise FileNotFoundError(f"no file {args.file}: give a file written by "
+                                "`session-store export SESSION -o FILE`")
     store = await SessionStore.open(args.db)
     try:
         return await COMMANDS[args.command](store, args)
     finally:
+        await _settle(store)
         await store.close()
+
+
+async def _settle(store: SessionStore) -> None:
+    """Let catch-up read models fold what this command appended, so the next command sees
+    them current (and the follower is idle when it is stopped)."""
+    try:
+        await store.projections.wait_for(await store.log.last_position(), timeout=15)
+    except TimeoutError:
+        structlog.get_logger("session_store.cli").warning(
+            "projections.behind", hint="they catch up the next time the store is opened")
 
 
 def explain(error: BaseException, db: str | None) -> str | None:
@@ -176,9 +192,14 @@ def explain(error: BaseException, db: str | None) -> str | None:
         if isinstance(cause, OSError):
             return (f"cannot reach the database at {where}: {cause.strerror or cause} — is "
                     "the server running, and are the host and port in --db right?")
-    if isinstance(error, sa.exc.OperationalError):
+    if isinstance(error, sa.exc.OperationalError) and any(
+            words in str(error.orig) for words in _UNUSABLE_SQLITE):
         return f"the database at {where} cannot be used: {_first_line(error.orig)} — check --db"
     return None
+
+
+_UNUSABLE_SQLITE = ("unable to open", "not a database", "locked", "readonly", "disk I/O",
+                    "malformed", "no such table")
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -208,7 +229,7 @@ def _where(db: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_format, args.debug)
+    configure_logging(args.log_format, args.debug, args.verbose)
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:

@@ -211,10 +211,11 @@ def _read_records(path: str) -> Iterator[RecordedEvent]:
 
 
 async def import_file(store: SessionStore, args: argparse.Namespace) -> int:
-    """Append the exported streams of FILE; ids are kept, so importing twice changes nothing."""
-    if args.file != "-" and not Path(args.file).is_file():
-        raise FileNotFoundError(f"no file {args.file}: give a file written by "
-                                "`session-store export SESSION -o FILE`")
+    """Append the exported streams of FILE; ids are kept, so importing twice changes nothing.
+
+    Payloads (message timestamps included) are kept as they were; `recorded_at`, positions
+    and hashes are the importing log's own.
+    """
     streams: dict[SessionKey, list[RecordedEvent]] = {}
     for record in _read_records(args.file):
         if not record.session_id:
@@ -300,7 +301,9 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
     ids = {d.key for d in demos}
     listed = [s for s in await lookup.all_sessions(store) if s.key in ids]
     rows, buckets = await figures.analytics(store, "app")
+    checked = time.perf_counter()
     report = await store.verify()
+    verify_seconds = time.perf_counter() - checked
     fates = {d.key.session_id: d.fate for d in demos if d.fate != "active"}
     if args.json:
         render.print_json({
@@ -326,7 +329,7 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
     out.print(Rule("Analytics"))
     show_analytics("app", rows, buckets)
     out.print(Rule("Integrity"))
-    print_report(report, 0.0)
+    print_report(report, verify_seconds)
     if shown is not None:
         out.print(f"\nNext: [bold]session-store replay {shown.key.session_id}[/bold] · "
                   "[bold]session-store sessions[/bold] · [bold]session-store analytics --by "

@@ -20,7 +20,7 @@ def cli(*args: str, db: str | None = None, cwd: Path | None = None,
     env.update(COLUMNS="200", NO_COLOR="1", PYTHONWARNINGS="ignore")
     prefix = ["--db", db] if db is not None else []
     return subprocess.run([*COMMAND, *prefix, *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, input=stdin, timeout=300, check=False)
+                          cwd=cwd, input=stdin, timeout=120, check=False)
 
 
 def ok(*args: str, db: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:

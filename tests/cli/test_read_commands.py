@@ -122,7 +122,7 @@ async def test_export_is_the_stream_as_json_lines(demo_url: str) -> None:
 
 
 def test_log_lines_are_json_with_log_format_json(demo_url: str, tmp_path: Any) -> None:
-    result = cli("--log-format", "json", "export", _active(demo_url)["id"], "-o",
+    result = cli("--log-format", "json", "-v", "export", _active(demo_url)["id"], "-o",
                  str(tmp_path / "out.jsonl"), db=demo_url)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]

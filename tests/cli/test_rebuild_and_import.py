@@ -37,12 +37,13 @@ def test_export_import_round_trip(demo_url: str, store_url: str, tmp_path: Path)
         copied = ok_json("replay", row["id"], db=store_url)
         assert copied["session"]["state"] == original["session"]["state"]
         assert copied["session"]["status"] == original["session"]["status"]
-        assert copied["statistics"] == original["statistics"]
+        # Everything but the duration, which is measured on the importing log's clock.
+        assert {**copied["statistics"], "duration": 0} == {**original["statistics"],
+                                                           "duration": 0}
         strip = [{k: v for k, v in t.items() if k != "recorded_at"} for t in
                  original["timeline"]]
         assert [{k: v for k, v in t.items() if k != "recorded_at"}
                 for t in copied["timeline"]] == strip
-        assert ok("export", row["id"], db=store_url).stdout.count("\n") == counted // 2 or True
     audit = ok_json("audit", db=store_url)
     assert audit["ok"] is True
     ok_json("import", str(exported), db=store_url)  # again: a no-op
