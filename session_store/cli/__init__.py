@@ -192,7 +192,7 @@ def explain(error: BaseException, db: str | None) -> str | None:
         if isinstance(cause, OSError):
             return (f"cannot reach the database at {where}: {cause.strerror or cause} — is "
                     "the server running, and are the host and port in --db right?")
-    if isinstance(error, sa.exc.OperationalError) and any(
+    if isinstance(error, sa.exc.DBAPIError) and any(
             words in str(error.orig) for words in _UNUSABLE_SQLITE):
         return f"the database at {where} cannot be used: {_first_line(error.orig)} — check --db"
     return None
