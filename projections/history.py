@@ -3,10 +3,11 @@
 One row per `MessageAppended`, keyed by its log position. `MessageRetracted`
 removes the message it names, `HistoryCleared` empties the session, and
 `SessionDeleted` or `SessionPurged` erase it (the log keeps everything, so a
-rebuild gives the same rows). Text search uses SQLite FTS5 (a side table whose
-rowid is the position) or a PostgreSQL `tsvector` column with a GIN index,
-both with simple word tokenizing (no stemming) and accents folded (`fold`), so
-both backends match alike.
+rebuild gives the same rows). Text search uses SQLite FTS5 (a contentless side
+table whose rowid is the position, word presence only: `detail=none`, which
+halves its cost; a rebuild indexes the text in one statement at the end) or a
+PostgreSQL `tsvector` column with a GIN index, both with simple word tokenizing
+(no stemming) and accents folded (`fold`), so both backends match alike.
 
 Only what the envelope says is trusted for erased events: after a purge the
 session has no rows whether its messages were seen before (inline) or read
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,10 +101,11 @@ class HistoryProjection:
     """The history read model (name `history`)."""
 
     name = "history"
-    version = 1
+    version = 2  # 2: contentless FTS5 with detail=none
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix
+        self._bulk = False
         self.table = make_table(suffix)
         self.fts = f"ss_history_fts{suffix}"
         t = self.table
@@ -129,17 +132,38 @@ class HistoryProjection:
         name = self.table.name
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.fts} USING "
-                                 "fts5(text, tokenize = 'unicode61 remove_diacritics 2')")
+                                 "fts5(text, tokenize = 'unicode61 remove_diacritics 2', "
+                                 "detail = none, content = '')")
         else:
             conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS tsv tsvector")
             conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name}_tsv ON {name} USING gin "
                                  "(tsv)")
 
+    def start_bulk(self) -> None:
+        """A rebuild fills the fresh table: index the text once at the end (SQLite)."""
+        self._bulk = True
+
+    def finish_bulk(self, conn: Connection) -> None:
+        if self._bulk and conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"INSERT INTO {self.fts} (rowid, text) "
+                                 f"SELECT position, text FROM {self.table.name}")
+        self._bulk = False
+
     def dump_extras(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+        """The full-text index: which messages it holds and how many hold each term."""
         if conn.dialect.name != "sqlite":
             return {}
-        rows = conn.exec_driver_sql(f"SELECT rowid, text FROM {self.fts} ORDER BY rowid").all()
-        return {"fts": [tuple(row) for row in rows]}
+        rowids = conn.exec_driver_sql(f"SELECT rowid FROM {self.fts} ORDER BY rowid").all()
+        vocabulary = f"ss_vocab_{uuid.uuid4().hex[:10]}"
+        conn.exec_driver_sql(f"CREATE VIRTUAL TABLE temp.{vocabulary} USING "
+                             f"fts5vocab(main, {self.fts}, 'row')")
+        try:
+            terms = conn.exec_driver_sql(f"SELECT term, doc FROM temp.{vocabulary} "
+                                         "ORDER BY term").all()
+        finally:
+            conn.exec_driver_sql(f"DROP TABLE temp.{vocabulary}")
+        return {"fts rows": [tuple(row) for row in rowids],
+                "fts terms": [tuple(row) for row in terms]}
 
     # --- fold ------------------------------------------------------------------------
 
@@ -170,8 +194,9 @@ class HistoryProjection:
             return
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql(self._insert, rows)
-            conn.exec_driver_sql(f"INSERT INTO {self.fts} (rowid, text) VALUES (?, ?)",
-                                 [(row[0], row[8]) for row in rows])
+            if not self._bulk:
+                conn.exec_driver_sql(f"INSERT INTO {self.fts} (rowid, text) VALUES (?, ?)",
+                                     [(row[0], row[8]) for row in rows])
         else:
             names = [c.name for c in self.table.columns]
             conn.execute(self._pg_insert, [
@@ -186,10 +211,10 @@ class HistoryProjection:
                 return  # erased: the purge that erased it also empties the session
             where += " AND message_id = :m"
             params["m"] = event.data.message_id
-        if conn.dialect.name == "sqlite":
-            conn.execute(sa.text(f"DELETE FROM {self.fts} WHERE rowid IN "
-                                 f"(SELECT position FROM {self.table.name} WHERE {where})"),
-                         params)
+        if conn.dialect.name == "sqlite" and not self._bulk:  # contentless: say what goes
+            conn.execute(sa.text(f"INSERT INTO {self.fts} ({self.fts}, rowid, text) SELECT "
+                                 f"'delete', position, text FROM {self.table.name} "
+                                 f"WHERE {where}"), params)
         conn.execute(sa.text(f"DELETE FROM {self.table.name} WHERE {where}"), params)
 
 
@@ -217,7 +242,8 @@ class History:
                      session_id: str | None = None, roles: Sequence[str] | None = None,
                      since: float | None = None, until: float | None = None,
                      limit: int = 50) -> list[Message]:
-        """Messages containing every word of `text` (case- and accent-insensitive), best first."""
+        """Messages containing every word of `text` (case- and accent-insensitive), newest
+        first."""
         words = _WORD.findall(fold(text))
         if not words:
             return []
@@ -233,14 +259,12 @@ class History:
             matched = " ".join('"' + word.replace('"', '""') + '"' for word in words)
             query = (query.join(fts, fts.c.rowid == t.c.position)
                      .where(sa.text(f"{self.projection.fts} MATCH :match").bindparams(
-                         match=matched))
-                     .order_by(fts.c.rank, t.c.position))
+                         match=matched)))
         else:
             tsquery = sa.func.plainto_tsquery(sa.literal_column("'simple'"), " ".join(words))
             tsv: Any = sa.literal_column(f"{t.name}.tsv")
-            query = query.where(tsv.op("@@")(tsquery)).order_by(
-                sa.func.ts_rank(tsv, tsquery).desc(), t.c.position)
-        return await self._fetch(query.limit(limit))
+            query = query.where(tsv.op("@@")(tsquery))
+        return await self._fetch(query.order_by(t.c.position.desc()).limit(limit))
 
     async def count(self, *, app_name: str, user_id: str, session_id: str) -> int:
         t = self.projection.table

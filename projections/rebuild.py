@@ -13,9 +13,12 @@ live rows instead of swapping.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -25,6 +28,7 @@ from projections import engine, tables
 from projections.engine import Projection
 from session_store.events import RecordedEvent
 from session_store.log import EventLog
+from session_store.records import RECORD_COLUMNS, decode_rows
 
 log = structlog.get_logger(__name__)
 
@@ -61,11 +65,6 @@ def _fold(conn: Connection, fresh: Sequence[Projection], events: Sequence[Record
         projection.apply(conn, events)
 
 
-def _index(conn: Connection, fresh: Sequence[Projection]) -> None:
-    for projection in fresh:
-        tables.create_indexes(conn, projection)
-
-
 def _drop(conn: Connection, fresh: Sequence[Projection]) -> None:
     for projection in fresh:
         tables.drop(conn, projection)
@@ -87,24 +86,80 @@ def _finish(conn: Connection, live: Sequence[Projection], fresh: Sequence[Projec
     return len(rest), last
 
 
+def _reader(event_log: EventLog) -> Callable[[int, int], Awaitable[list[RecordedEvent]]]:
+    """`read(after, limit)`: the next events of the log, for the pass.
+
+    On SQLite a plain `sqlite3` connection reads in a worker thread (no event
+    loop hop per row, and the C part overlaps the fold running in another thread).
+    """
+    db = event_log.db
+    if db.dialect != "sqlite" or not db.url.database:
+        async def read_async(after: int, limit: int) -> list[RecordedEvent]:
+            return [record async for record in event_log.read_all(
+                from_position=after + 1, limit=limit, batch_size=limit)]
+        return read_async
+    path = db.url.database
+    local = threading.local()
+
+    def read_sync(after: int, limit: int) -> list[RecordedEvent]:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = sqlite3.connect(path, check_same_thread=False)
+        rows = conn.execute(_SELECT, (after, limit)).fetchall()
+        return decode_rows(rows)
+
+    async def read_thread(after: int, limit: int) -> list[RecordedEvent]:
+        return await asyncio.to_thread(read_sync, after, limit)
+
+    return read_thread
+
+
+_SELECT = (f"SELECT {', '.join(c.name for c in RECORD_COLUMNS)} FROM ss_events "
+           "WHERE position > ? ORDER BY position LIMIT ?")
+
+
+def _bulk(fresh: Sequence[Projection], conn: Connection | None) -> None:
+    """Tell fresh projections that a bulk fill starts (conn None) or has ended."""
+    for projection in fresh:
+        hook = getattr(projection, "start_bulk" if conn is None else "finish_bulk", None)
+        if hook is not None:
+            hook() if conn is None else hook(conn)
+
+
+def _index(conn: Connection, fresh: Sequence[Projection]) -> None:
+    for projection in fresh:
+        tables.create_indexes(conn, projection)
+    _bulk(fresh, conn)
+
+
 async def fold_pass(event_log: EventLog, fresh: Sequence[Projection], *,
                     progress: Progress | None = None, chunk: int = CHUNK) -> tuple[int, int]:
-    """Create the fresh tables and fold the whole log into them; returns (position, events)."""
+    """Create the fresh tables and fold the whole log into them; returns (position, events).
+
+    The next chunk is read while the current one is folded.
+    """
     total = await event_log.last_position()
     await event_log.run_schema(_create, fresh)
+    _bulk(fresh, None)
+    read = _reader(event_log)
     done = count = 0
-    while True:
-        batch = [record async for record in event_log.read_all(
-            from_position=done + 1, limit=chunk, batch_size=chunk)]
-        if not batch:
-            break
-        await event_log.run_schema(_fold, fresh, batch)
-        done = batch[-1].position
-        count += len(batch)
-        if progress is not None:
-            progress(count, max(total, count))
-        if len(batch) < chunk:
-            break
+    pending: asyncio.Task[list[RecordedEvent]] | None = asyncio.ensure_future(read(0, chunk))
+    try:
+        while pending is not None:
+            batch = await pending
+            pending = None
+            if not batch:
+                break
+            if len(batch) == chunk:
+                pending = asyncio.ensure_future(read(batch[-1].position, chunk))
+            await event_log.run_schema(_fold, fresh, batch)
+            done = batch[-1].position
+            count += len(batch)
+            if progress is not None:
+                progress(count, max(total, count))
+    finally:
+        if pending is not None:
+            pending.cancel()
     await event_log.run_schema(_index, fresh)
     return done, count
 

@@ -8,6 +8,7 @@ from session_store.events import (
     HistoryCleared,
     InteractionTracked,
     MessageRetracted,
+    Payload,
     SessionArchived,
     SessionCreated,
     SessionDeleted,
@@ -131,7 +132,7 @@ async def test_user_index(store_url: str, modes: dict[str, str]) -> None:
 async def test_analytics(store_url: str, modes: dict[str, str]) -> None:
     async with opened(store_url, modes) as (log, runtime):
         times = [0.1 * (i + 1) for i in range(100)]  # 0.1 .. 10.0 seconds
-        payloads = [SessionCreated()]
+        payloads: list[Payload] = [SessionCreated()]
         for index, seconds in enumerate(times):
             payloads.append(said(f"q{index}"))
             payloads.append(said(f"a{index}", "assistant", tokens=(3, 7),
