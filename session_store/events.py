@@ -20,26 +20,28 @@ from session_store.errors import SchemaError
 
 
 def new_id() -> str:
-    """A fresh random id (UUID4, canonical text form); see `new_ids`."""
-    raw = bytearray(_random_bytes(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A fresh id (UUIDv7, canonical text form); see `new_ids`."""
+    return new_ids(1)[0]
 
 
 def new_ids(count: int) -> list[str]:
-    """`count` fresh random ids (UUID4, canonical text form).
+    """`count` fresh ids: time-ordered UUIDs (version 7, RFC 9562), canonical text form.
 
-    The same ids as `str(uuid.uuid4())`, but cut from a pooled read of the OS random
-    source and formatted without `UUID` objects: ids are made once per event, and a
-    `getrandom` call per id releases the GIL, which stalls the writer thread.
+    The first 48 bits are the Unix time in milliseconds, so ids made one after
+    another land next to each other in the log's unique event-id index: the index
+    grows at its right edge instead of at random pages, and append cost stays flat
+    as the log grows. The other 74 bits are random, cut from a pooled read of the
+    OS random source: a `getrandom` call per id releases the GIL, which stalls the
+    writer thread.
     """
     raw = bytearray(_random_bytes(16 * count))
+    stamp = time.time_ns() // 1_000_000
+    prefix = stamp.to_bytes(6, "big")
     ids = []
     for start in range(0, 16 * count, 16):
-        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
-        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        raw[start:start + 6] = prefix
+        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x70  # version 7
+        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 9562 variant
         h = raw[start:start + 16].hex()
         ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return ids
@@ -118,70 +120,70 @@ class Payload(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag
     schema: ClassVar[int] = 1
 
 
-class SessionCreated(Payload):
+class SessionCreated(Payload, frozen=True):
     state: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     tags: list[str] = []
     timeout: float | None = None
 
 
-class MessageAppended(Payload):
+class MessageAppended(Payload, frozen=True):
     message: Event
 
 
-class MessageRetracted(Payload):
+class MessageRetracted(Payload, frozen=True):
     """A message taken back (OpenAI Agents' `pop_item`); history no longer shows it."""
 
     message_id: str
 
 
-class StateChanged(Payload):
+class StateChanged(Payload, frozen=True):
     delta: dict[str, Any]
 
 
-class MetadataChanged(Payload):
+class MetadataChanged(Payload, frozen=True):
     patch: dict[str, Any]
     merge: bool = True
 
 
-class InteractionTracked(Payload):
+class InteractionTracked(Payload, frozen=True):
     tokens_in: int = 0
     tokens_out: int = 0
     response_time: float = 0.0
     model: str | None = None
 
 
-class SessionArchived(Payload):
+class SessionArchived(Payload, frozen=True):
     reason: str | None = None
 
 
-class SessionReactivated(Payload):
+class SessionReactivated(Payload, frozen=True):
     pass
 
 
-class SessionEnded(Payload):
+class SessionEnded(Payload, frozen=True):
     reason: str | None = None
 
 
-class SessionExpired(Payload):
+class SessionExpired(Payload, frozen=True):
     idle_seconds: float = 0.0
 
 
-class HistoryCleared(Payload):
+class HistoryCleared(Payload, frozen=True):
     pass
 
 
-class SessionDeleted(Payload):
+class SessionDeleted(Payload, frozen=True):
     """Tombstone: the session is hidden everywhere and its id is never reused."""
 
 
-class SessionPurged(Payload):
+class SessionPurged(Payload, frozen=True):
     """The payloads of this stream were erased; the fact that they existed is kept."""
 
     reason: str | None = None
 
 
-class PayloadErased(Payload):
+class PayloadErased(Payload, frozen=True):
     """What a purged event's payload reads as: only its original type survives."""
 
     original_type: str
@@ -301,7 +303,8 @@ def decode_payload(type_name: str, schema: int, data: bytes) -> AnyPayload:
         raw = upcaster(raw)
         schema += 1
     raw["type"] = type_name
-    return msgspec.convert(raw, AnyPayload)  # type: ignore[arg-type]
+    upcast: AnyPayload = msgspec.convert(raw, AnyPayload)
+    return upcast
 
 
 def decode_tagged(data: bytes) -> AnyPayload:

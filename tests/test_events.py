@@ -123,14 +123,21 @@ def test_event_defaults_and_key() -> None:
     assert SessionKey("a", "u", "s") == ("a", "u", "s")
 
 
-def test_new_ids_are_canonical_uuid4_and_distinct() -> None:
+def test_new_ids_are_canonical_time_ordered_uuids_and_distinct() -> None:
+    import time
     import uuid
 
+    before = time.time_ns() // 1_000_000
     ids = new_ids(2_000) + [new_id() for _ in range(2_000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
+    stamps = []
     for text in ids:
         parsed = uuid.UUID(text)
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        stamps.append(parsed.int >> 80)
+    assert all(before <= stamp <= after for stamp in stamps)
+    assert stamps == sorted(stamps)  # made later, sorts later: the index grows at its edge
 
 
 def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:

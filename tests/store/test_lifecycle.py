@@ -27,7 +27,7 @@ async def test_create_generates_a_uuid_and_returns_the_session(store: SessionSto
     session = await store.create_session(app_name="app", user_id="u1", state={"a": 1},
                                          metadata={"m": "x"}, tags=["t1", "t2", "t1"],
                                          timeout=60)
-    assert uuid.UUID(session.id).version == 4
+    assert uuid.UUID(session.id).version == 7  # time-ordered (see events.new_ids)
     assert session.key == SessionKey("app", "u1", session.id)
     assert session.version == 1 and session.status == "active"
     assert dict(session.state) == {"a": 1} and dict(session.metadata) == {"m": "x"}
