@@ -19,7 +19,7 @@ import structlog
 
 from session_store import validation
 from session_store.database import Database
-from session_store.errors import InvalidEvent
+from session_store.errors import InvalidEvent, StoreUnavailable
 from session_store.events import (
     PAYLOAD_TYPES,
     Payload,
@@ -52,6 +52,7 @@ class EventLog:
         self.max_event_bytes = max_event_bytes
         self._inline = list(inline)
         self._writer: ThreadWriter | TaskWriter | None = None
+        self._closed = False
         self._last_position = 0
         self._appended = asyncio.Event()
 
@@ -81,12 +82,15 @@ class EventLog:
         self._inline.append(apply)
 
     async def close(self) -> None:
+        """Stop the writer; appends still pending are written, later ones refused."""
+        self._closed = True
         if self._writer is not None:
-            await self._writer.close()
-            self._writer = None
+            await self._writer.close()  # the closed writer stays: it refuses late appends
 
     def _get_writer(self) -> ThreadWriter | TaskWriter:
         if self._writer is None:
+            if self._closed:
+                raise StoreUnavailable("the store is closed: open it again to append")
             if self.db.write_engine is not None:
                 self._writer = ThreadWriter(self.db.write_engine, self._inline, self._committed)
             else:

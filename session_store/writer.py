@@ -31,7 +31,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import await_only as await_
 
-from session_store.errors import ConcurrencyError, InvalidEvent, SessionStoreError
+from session_store.errors import (
+    ConcurrencyError,
+    InvalidEvent,
+    SessionStoreError,
+    StoreUnavailable,
+)
 from session_store.events import Payload, RecordedEvent, SessionKey
 from session_store.records import RECORD_COLUMNS, decode_row
 from session_store.schema import events
@@ -341,6 +346,10 @@ def _erase_payloads(conn: Connection, key: SessionKey) -> None:
     )
 
 
+def _closed_error() -> StoreUnavailable:
+    return StoreUnavailable("the store is closed: open it again to append")
+
+
 def _settle(future: asyncio.Future[list[RecordedEvent]], result: Result) -> None:
     if future.done():
         return
@@ -369,6 +378,8 @@ class ThreadWriter:
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[Wave | None] = queue.SimpleQueue()
         self._gathering: dict[asyncio.AbstractEventLoop, list[Pending]] = {}
+        self._closing = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="session-store-writer", daemon=True)
         self._thread.start()
 
@@ -377,6 +388,8 @@ class ThreadWriter:
         # in one hand-off scheduled after them: the thread wakes once per wave of appends
         # instead of once per append, and does not contend for the GIL while the loop is
         # still preparing the rest of the wave.
+        if self._closed:
+            raise _closed_error()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[RecordedEvent]] = loop.create_future()
         wave = self._gathering.get(loop)
@@ -388,12 +401,20 @@ class ThreadWriter:
 
     def _hand_off(self, loop: asyncio.AbstractEventLoop) -> None:
         wave = self._gathering.pop(loop, None)
-        if wave:
-            self._queue.put((wave, loop))
+        if not wave:
+            return
+        with self._closing:
+            if not self._closed:
+                self._queue.put((wave, loop))
+                return
+        for _, future in wave:  # gathered while the writer closed: never reaches the thread
+            _settle(future, _closed_error())
 
     async def close(self) -> None:
         self._hand_off(asyncio.get_running_loop())
-        self._queue.put(None)
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
@@ -464,8 +485,11 @@ class TaskWriter:
         self._on_commit = on_commit
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def submit(self, commit: Commit) -> list[RecordedEvent]:
+        if self._closed:
+            raise _closed_error()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="session-store-writer")
         future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
@@ -473,6 +497,7 @@ class TaskWriter:
         return await future
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             await self._queue.put(None)
             await self._task

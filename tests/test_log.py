@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from session_store.errors import ConcurrencyError, InvalidEvent
+from session_store.database import connect
+from session_store.errors import ConcurrencyError, InvalidEvent, StoreUnavailable
 from session_store.events import (
     Event,
     InteractionTracked,
@@ -467,3 +468,24 @@ async def test_reads_upcast_old_rows_among_current_ones(log: EventLog) -> None:
     assert [p.tokens_in for p in got] == [1, 7, 3]  # type: ignore[union-attr]
     # Back on the current schema, the legacy row simply lacks the renamed field.
     assert [r.data for r in await read_all(log)][1] == InteractionTracked(tokens_in=0)
+
+
+async def test_appends_racing_close_fail_cleanly_instead_of_hanging(store_url: str) -> None:
+    db = connect(store_url)
+    event_log = EventLog(db)
+    await event_log.prepare()
+    key = SessionKey("app", "user", "closing")
+    await event_log.append(key, [StateChanged(delta={"n": 0})])
+    racing = [asyncio.ensure_future(event_log.append(key, [StateChanged(delta={"n": i})]))
+              for i in range(1, 20)]
+    await asyncio.sleep(0)  # the appends are submitted (gathered), not yet written
+    await event_log.close()
+    outcomes = await asyncio.wait_for(asyncio.gather(*racing, return_exceptions=True), 10)
+    written = [o for o in outcomes if isinstance(o, list)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(o, StoreUnavailable) for o in refused)
+    with pytest.raises(StoreUnavailable, match="closed"):
+        await event_log.append(key, [StateChanged(delta={"late": True})])
+    reopened = EventLog(db)
+    assert await reopened.stream_version(key) == 1 + len(written)
+    await db.dispose()
