@@ -30,7 +30,7 @@ from projections import tables
 from session_store.events import RecordedEvent
 from session_store.records import RECORD_COLUMNS, decode_row
 from session_store.schema import events
-from session_store.writer import POSTGRES_WRITE_LOCK
+from session_store.append_sql import POSTGRES_WRITE_LOCK
 
 checkpoints_metadata = sa.MetaData()
 

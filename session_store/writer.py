@@ -25,12 +25,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import await_only as await_
 
+from session_store.append_sql import (
+    BEGIN_LOCKED,
+    WRITE_LOCK_HELD,
+    PostgresAppend,
+    Row,
+    SQLiteAppend,
+)
 from session_store.errors import (
     ConcurrencyError,
     InvalidEvent,
@@ -38,7 +43,6 @@ from session_store.errors import (
     StoreUnavailable,
 )
 from session_store.events import Payload, RecordedEvent, SessionKey
-from session_store.records import RECORD_COLUMNS, decode_row
 from session_store.schema import events
 
 log = structlog.get_logger(__name__)
@@ -47,9 +51,6 @@ InlineApply = Callable[[Connection, Sequence[RecordedEvent]], None]
 """An inline projection: folds freshly appended events into its tables, in the append's
 transaction."""
 
-POSTGRES_WRITE_LOCK = 7415107
-WRITE_LOCK_HELD = "session_store.write_lock_held"
-"""`Connection.info` flag: the transaction already holds the log's write lock (`TaskWriter`)."""
 MAX_BATCH_COMMITS = 512
 
 
@@ -88,7 +89,7 @@ def chain_hash(previous: str, key: SessionKey, version: int, type_name: str, eve
 def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply]
                 ) -> list[Result]:
     """Check and write a batch of commits inside the caller's transaction."""
-    sql = _Postgres if conn.dialect.name == "postgresql" else _SQLite
+    sql = PostgresAppend if conn.dialect.name == "postgresql" else SQLiteAppend
     if not conn.info.get(WRITE_LOCK_HELD):
         sql.lock(conn)
     caller_ids = [i for commit in commits for append in commit if append.caller_ids
@@ -139,137 +140,6 @@ def write_each(conn: Connection, commits: Sequence[Commit], inline: Sequence[Inl
         except Exception as error:  # noqa: BLE001 - handed to that commit's caller
             results.append(error)
     return results
-
-
-Row = tuple[int, str, str, str, int, str, int, bytes, str, float, str]
-"""One ss_events row, in `records.RECORD_COLUMNS` order."""
-Head = tuple[str, str, str, int, str]
-"""One ss_streams row: app_name, user_id, session_id, version, hash."""
-Loaded = tuple[dict[SessionKey, tuple[int, str]], int, dict[str, RecordedEvent]]
-"""Stream heads, the last position, and the stored records of caller-given event ids."""
-
-_COLUMNS = ", ".join(column.name for column in RECORD_COLUMNS)
-
-
-class _SQLite:
-    """The hot statements on SQLite, on the raw driver cursor of the writer's connection.
-
-    `BEGIN IMMEDIATE` (issued when the transaction starts) is the write lock. Going
-    around SQLAlchemy's per-execute machinery here roughly halves the writer's cost.
-    """
-
-    _HEAD = "SELECT version, hash FROM ss_streams WHERE app_name = ? AND user_id = ? " \
-            "AND session_id = ?"
-    _LAST = "SELECT max(position) FROM ss_events"
-    _INSERT = f"INSERT INTO ss_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    _UPSERT = ("INSERT INTO ss_streams (app_name, user_id, session_id, version, hash) "
-               "VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_name, user_id, session_id) "
-               "DO UPDATE SET version = excluded.version, hash = excluded.hash")
-
-    @staticmethod
-    def lock(conn: Connection) -> None:
-        pass
-
-    @classmethod
-    def load(cls, conn: Connection, keys: set[SessionKey], event_ids: list[str]) -> Loaded:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        heads: dict[SessionKey, tuple[int, str]] = {}
-        if len(keys) == 1:
-            (key,) = keys
-            row = cursor.execute(cls._HEAD, key).fetchone()
-            if row is not None:
-                heads[key] = (row[0], row[1])
-        else:
-            key_list = list(keys)
-            for start in range(0, len(key_list), 300):
-                chunk = key_list[start:start + 300]
-                query = ("SELECT app_name, user_id, session_id, version, hash FROM ss_streams "
-                         "WHERE (app_name, user_id, session_id) IN (VALUES "
-                         + ", ".join(["(?, ?, ?)"] * len(chunk)) + ")")
-                for app, user, session, version, digest in cursor.execute(
-                        query, [part for key in chunk for part in key]):
-                    heads[SessionKey(app, user, session)] = (version, digest)
-        position = cursor.execute(cls._LAST).fetchone()[0] or 0
-        stored: dict[str, RecordedEvent] = {}
-        for start in range(0, len(event_ids), 500):
-            ids = event_ids[start:start + 500]
-            query = (f"SELECT {_COLUMNS} FROM ss_events WHERE event_id IN ("
-                     + ", ".join(["?"] * len(ids)) + ")")
-            for row in cursor.execute(query, ids):
-                record = decode_row(row)
-                stored[record.event_id] = record
-        cursor.close()
-        return heads, position, stored
-
-    @classmethod
-    def write(cls, conn: Connection, rows: list[Row], heads: list[Head], position: int) -> None:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(cls._INSERT, rows)
-        cursor.executemany(cls._UPSERT, heads)
-        cursor.close()
-
-
-class _Postgres:
-    """The hot statements on PostgreSQL: the lock, one read, one write (arrays, not rows).
-
-    The read and the write go to the asyncpg connection directly (through SQLAlchemy's
-    greenlet bridge), skipping its per-execute machinery: about a third of an append's
-    CPU. They run after the lock, which has started the transaction.
-    """
-
-    _LOCK = sa.text(f"SELECT pg_advisory_xact_lock({POSTGRES_WRITE_LOCK})")
-    _LOAD = (
-        "SELECT 0 AS kind, NULL AS app_name, NULL AS user_id, NULL AS session_id, "
-        "NULL::int AS version, NULL AS hash, (SELECT max(position) FROM ss_events) AS position "
-        "UNION ALL "
-        "SELECT 1, s.app_name, s.user_id, s.session_id, s.version, s.hash, NULL FROM ss_streams s "
-        "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(a, u, s) "
-        "ON s.app_name = k.a AND s.user_id = k.u AND s.session_id = k.s"
-    )
-    _STORED = f"SELECT {_COLUMNS} FROM ss_events WHERE event_id = ANY($1::text[])"
-    _WRITE = (
-        f"WITH inserted AS (INSERT INTO ss_events ({_COLUMNS}) SELECT * FROM unnest("
-        "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], "
-        "$7::smallint[], $8::bytea[], $9::text[], $10::float8[], $11::text[])), "
-        "heads AS (INSERT INTO ss_streams (app_name, user_id, session_id, version, hash) "
-        "SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::int[], $16::text[]) "
-        "ON CONFLICT (app_name, user_id, session_id) "
-        "DO UPDATE SET version = excluded.version, hash = excluded.hash) "
-        "SELECT pg_notify('ss_events', $17::text)"
-    )
-
-    @classmethod
-    def lock(cls, conn: Connection) -> None:
-        conn.execute(cls._LOCK)
-
-    @staticmethod
-    def _driver(conn: Connection) -> Any:
-        return conn.connection.driver_connection
-
-    @classmethod
-    def load(cls, conn: Connection, keys: set[SessionKey], event_ids: list[str]) -> Loaded:
-        driver = cls._driver(conn)
-        apps, users, sessions = (list(part) for part in zip(*keys, strict=True))
-        heads: dict[SessionKey, tuple[int, str]] = {}
-        position = 0
-        for kind, app, user, session, version, digest, last in await_(
-                driver.fetch(cls._LOAD, apps, users, sessions)):
-            if kind == 0:
-                position = last or 0
-            else:
-                heads[SessionKey(app, user, session)] = (version, digest)
-        stored: dict[str, RecordedEvent] = {}
-        if event_ids:
-            for row in await_(driver.fetch(cls._STORED, event_ids)):
-                record = decode_row(row)
-                stored[record.event_id] = record
-        return heads, position, stored
-
-    @classmethod
-    def write(cls, conn: Connection, rows: list[Row], heads: list[Head], position: int) -> None:
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        head_columns = [list(column) for column in zip(*heads, strict=True)]
-        await_(cls._driver(conn).fetch(cls._WRITE, *columns, *head_columns, str(position)))
 
 
 def _already_stored(commit: Commit, stored: dict[str, RecordedEvent]) -> list[RecordedEvent] | None:
@@ -553,7 +423,7 @@ class TaskWriter:
         fairy = await conn.get_raw_connection()
         driver: Any = fairy.driver_connection
         try:
-            await driver.execute(_BEGIN_LOCKED)
+            await driver.execute(BEGIN_LOCKED)
             fairy.info[WRITE_LOCK_HELD] = True
             try:
                 results = await conn.run_sync(write, commits, self._inline)
@@ -570,6 +440,3 @@ class TaskWriter:
                 await conn.invalidate()
             raise
         return results
-
-
-_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({POSTGRES_WRITE_LOCK})"
