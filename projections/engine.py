@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections import tables
+from session_store.append_sql import POSTGRES_WRITE_LOCK
 from session_store.events import RecordedEvent
 from session_store.records import RECORD_COLUMNS, decode_row
 from session_store.schema import events
-from session_store.append_sql import POSTGRES_WRITE_LOCK
 
 checkpoints_metadata = sa.MetaData()
 
