@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import copy
 import weakref
+from collections import OrderedDict
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
@@ -47,7 +48,7 @@ from session_store.errors import (
     SessionClosed,
     SessionNotFound,
 )
-from session_store.events import MessageAppended, SessionKey
+from session_store.events import Event, MessageAppended, SessionKey
 from session_store.session import Session
 from session_store.store import SessionStore, open_store
 
@@ -100,14 +101,50 @@ def _to_adk(stored: Session, events: list[AdkEvent]) -> AdkSession:
     return session
 
 
+class EventCache:
+    """Decoded ADK events by log event id, least recently used dropped first.
+
+    Building an ADK `Event` (pydantic validation of every part) is most of what
+    a full `get_session` costs; a deep copy is about 40% cheaper. Log events
+    never change, so a cached one never goes stale; callers always get a copy.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._events: OrderedDict[str, AdkEvent] = OrderedDict()
+
+    def get(self, message: Event) -> AdkEvent:
+        if self.size <= 0:
+            return from_store_event(message)
+        cached = self._events.get(message.id)
+        if cached is None:
+            cached = from_store_event(message)
+            self._remember(message.id, cached)
+        else:
+            self._events.move_to_end(message.id)
+        return copy.deepcopy(cached)
+
+    def put(self, message: Event) -> None:
+        """Cache a just-appended event as a read will see it (state as JSON, like ADK's)."""
+        if self.size > 0:
+            self._remember(message.id, from_store_event(message))
+
+    def _remember(self, event_id: str, event: AdkEvent) -> None:
+        self._events[event_id] = event
+        if len(self._events) > self.size:
+            self._events.popitem(last=False)
+
+
 class EventSourcedSessionService(BaseSessionService):
     """An ADK `BaseSessionService` over a session-store (SQLite or PostgreSQL).
 
     Give it a store URL (opened lazily, closed by `close()`) or an open
-    `SessionStore` (left open: its owner closes it).
+    `SessionStore` (left open: its owner closes it). `event_cache_size` bounds
+    the decoded events kept for re-reads (0 turns the cache off).
     """
 
-    def __init__(self, url: str | None = None, store: SessionStore | None = None) -> None:
+    def __init__(self, url: str | None = None, store: SessionStore | None = None, *,
+                 event_cache_size: int = 20_000) -> None:
         if url is not None and store is not None:
             raise ValueError("give EventSourcedSessionService a url or a store, not both")
         self._url = url
@@ -117,6 +154,7 @@ class EventSourcedSessionService(BaseSessionService):
         self._locks: weakref.WeakValueDictionary[SessionKey, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._events = EventCache(event_cache_size)
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -194,7 +232,7 @@ class EventSourcedSessionService(BaseSessionService):
         if stored is None:
             return None
         events = [
-            from_store_event(recorded.data.message)
+            self._events.get(recorded.data.message)
             for recorded in stored.events
             if isinstance(recorded.data, MessageAppended)
             and (after is None or recorded.data.message.timestamp >= after)
@@ -269,6 +307,8 @@ class EventSourcedSessionService(BaseSessionService):
                 raise StaleSessionError(
                     _STALE_MESSAGE.format(actual=error.actual, expected=expected)
                 ) from error
+            if recorded.version > expected:  # written now, not an idempotent replay
+                self._events.put(message)
             session._storage_update_marker = _marker(max(expected, recorded.version))
             session.last_update_time = max(session.last_update_time, recorded.recorded_at)
         return self._commit_event_to_session(session, event)

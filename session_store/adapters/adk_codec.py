@@ -1,6 +1,6 @@
 """Google ADK events to store `Event`s and back, losslessly.
 
-The ADK event travels whole, as its JSON form, in `Event.native`; the store's
+The ADK event travels whole, as its JSON text, in `Event.native`; the store's
 own fields (role, author, text, usage, state delta, ...) are filled from it so
 that history, search and analytics work without knowing ADK. Messages written
 by something other than ADK (no native payload) are rebuilt as plain text events.
@@ -74,17 +74,20 @@ def _usage(event: AdkEvent) -> Usage | None:
 
 
 def to_store_event(key: SessionKey, event: AdkEvent) -> Event:
-    """The store message for an ADK event (whose `temp:` delta is already trimmed)."""
-    native: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
-    delta = native.get("actions", {}).get("state_delta") or None
+    """The store message for an ADK event (whose `temp:` delta is already trimmed).
+
+    The ADK event is kept as its JSON text (what `SqliteSessionService` stores):
+    pydantic reads that back several times faster than the equivalent dict.
+    """
+    delta = event.actions.model_dump(mode="json", include={"state_delta"}).get("state_delta")
     return Event(
         role=_role(event),
         author=event.author,
         text=_text(event),
         invocation_id=event.invocation_id or None,
-        state_delta=delta,
+        state_delta=delta or None,
         usage=_usage(event),
-        native={"kind": NATIVE_KIND, "event": native},
+        native={"kind": NATIVE_KIND, "json": event.model_dump_json(exclude_none=True)},
         id=store_event_id(key, event.id),
         timestamp=event.timestamp,
     )
@@ -94,6 +97,8 @@ def from_store_event(message: Event) -> AdkEvent:
     """The ADK event a store message stands for."""
     native = message.native
     if isinstance(native, dict) and native.get("kind") == NATIVE_KIND:
+        if "json" in native:
+            return AdkEvent.model_validate_json(native["json"])
         return AdkEvent.model_validate(native["event"])
     content = None
     if message.text is not None:

@@ -430,3 +430,25 @@ async def _scenario(service: BaseSessionService) -> list[Any]:
 
 async def test_behaves_like_adks_in_memory_service(service: EventSourcedSessionService) -> None:
     assert await _scenario(service) == await _scenario(InMemorySessionService())
+
+
+@pytest.mark.parametrize("cache", [0, 20_000], ids=["no-cache", "cache"])
+async def test_reads_hand_out_independent_copies(store_url: str, cache: int) -> None:
+    async with EventSourcedSessionService(store_url, event_cache_size=cache) as service:
+        session = await service.create_session(app_name=APP, user_id="u1", session_id="s1")
+        original = rich_event()
+        await service.append_event(session, original)
+        first = await service.get_session(app_name=APP, user_id="u1", session_id="s1")
+        assert first is not None and first.events == [original]
+        assert first.events[0] is not original
+        first.events[0].actions.state_delta["chart"] = "mutated"
+        assert first.events[0].content is not None and first.events[0].content.parts
+        first.events[0].content.parts.clear()
+        original.actions.state_delta.clear()
+        second = await service.get_session(app_name=APP, user_id="u1", session_id="s1")
+        assert second is not None and second.events == [rich_event_like(original)]
+
+
+def rich_event_like(original: AdkEvent) -> AdkEvent:
+    """`rich_event()` with the id and timestamp `original` got."""
+    return rich_event().model_copy(update={"id": original.id, "timestamp": original.timestamp})
