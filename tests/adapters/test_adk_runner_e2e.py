@@ -6,6 +6,9 @@ between; afterwards the log holds every event and reads back as ADK wrote it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -134,3 +137,13 @@ async def test_runner_over_several_turns_two_users_and_a_restart(store_url: str)
             assert [m.role for m in messages[:4]] == ["user", "assistant", "tool", "assistant"]
             tokens_out = sum(m.usage.tokens_out for m in messages if m.usage)
             assert tokens_out == sum(range(1, len(texts) + 1))
+
+    # And the operator's view: `session-store replay` shows the conversation.
+    shown = subprocess.run(
+        [sys.executable, "-m", "session_store.cli", "--db", store_url, "replay", "s-alice",
+         "--app", APP, "--user", "alice"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    for line in ("how are you", "#2: how are you", "still there?", "#3: still there?"):
+        assert line in shown.stdout
