@@ -81,7 +81,8 @@ async def timed(work: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def median_read(service: BaseSessionService, session_id: str, reads: int,
-                      config: GetSessionConfig | None, expect: int) -> float:
+                      config: GetSessionConfig | None, expect: int) -> tuple[float, float]:
+    """(median, best) seconds of `reads` reads; the best is the least disturbed by GC/load."""
     times = []
     for _ in range(reads):
         started = time.perf_counter()
@@ -89,7 +90,7 @@ async def median_read(service: BaseSessionService, session_id: str, reads: int,
                                         config=config)
         times.append(time.perf_counter() - started)
         assert got is not None and len(got.events) == expect, "incomplete read"
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 async def measure(name: str, service: BaseSessionService, sizes: Sizes) -> dict[str, float]:
@@ -104,13 +105,14 @@ async def measure(name: str, service: BaseSessionService, sizes: Sizes) -> dict[
               f"{str(error).splitlines()[0]}", file=sys.stderr)
         many = float("inf")
     await fill(service, "reader", "long", sizes.long_session)
-    full = await median_read(service, "long", sizes.reads, None, sizes.long_session)
-    last = await median_read(service, "long", sizes.reads,
-                             GetSessionConfig(num_recent_events=20), 20)
+    full, full_best = await median_read(service, "long", sizes.reads, None, sizes.long_session)
+    last, _ = await median_read(service, "long", sizes.reads,
+                                GetSessionConfig(num_recent_events=20), 20)
     return {
         "sequential_appends_per_s": n / one,
         "concurrent_appends_per_s": sizes.sessions * n / many,
         "get_full_ms": full * 1000,
+        "get_full_best_ms": full_best * 1000,
         "get_last20_ms": last * 1000,
     }
 
@@ -128,8 +130,9 @@ async def run(sizes: Sizes, directory: Path) -> dict[str, dict[str, float]]:
         results["EventSourcedSessionService"] = await measure("adapter", adapter, sizes)
         # Cold reads: a service that has decoded nothing yet (cache off), on the same store.
         cold = EventSourcedSessionService(store=await adapter.store(), event_cache_size=0)
-        full = await median_read(cold, "long", sizes.reads, None, sizes.long_session)
+        full, best = await median_read(cold, "long", sizes.reads, None, sizes.long_session)
         results["EventSourcedSessionService"]["get_full_cold_ms"] = full * 1000
+        results["EventSourcedSessionService"]["get_full_cold_best_ms"] = best * 1000
     return results
 
 
@@ -138,15 +141,15 @@ def report(results: dict[str, dict[str, float]], sizes: Sizes) -> None:
     print(f"workload: {sizes.sessions} sessions x {sizes.events_per_session} events "
           f"(text, state delta, usage); get_session of a {sizes.long_session:,}-event session")
     header = (f"{'service':28} {'seq app/s':>10} {'conc app/s':>11} "
-              f"{'get full ms':>12} {'get last20 ms':>14}")
+              f"{'get full ms':>12} {'(best)':>7} {'get last20 ms':>14}")
     print(header)
     print("-" * len(header))
     for name, row in results.items():
         print(f"{name:28} {row['sequential_appends_per_s']:>10,.0f} "
               f"{row['concurrent_appends_per_s']:>11,.0f} {row['get_full_ms']:>12.1f} "
-              f"{row['get_last20_ms']:>14.2f}")
-    print(f"{'  (cold: no decoded events cached)':28} {'':>10} {'':>11} "
-          f"{ours['get_full_cold_ms']:>12.1f}")
+              f"{row['get_full_best_ms']:>7.1f} {row['get_last20_ms']:>14.2f}")
+    print(f"{'  cold (decoded cache off)':28} {'':>10} {'':>11} "
+          f"{ours['get_full_cold_ms']:>12.1f} {ours['get_full_cold_best_ms']:>7.1f}")
     print()
     for name in ("DatabaseSessionService", "SqliteSessionService"):
         row = results[name]
@@ -154,7 +157,8 @@ def report(results: dict[str, dict[str, float]], sizes: Sizes) -> None:
               f"sequential appends {ours['sequential_appends_per_s'] / row['sequential_appends_per_s']:.1f}x, "  # noqa: E501
               f"concurrent appends {ours['concurrent_appends_per_s'] / row['concurrent_appends_per_s']:.1f}x, "  # noqa: E501
               f"get full {row['get_full_ms'] / ours['get_full_ms']:.1f}x faster "
-              f"({row['get_full_ms'] / ours['get_full_cold_ms']:.1f}x cold), "
+              f"(best {row['get_full_best_ms'] / ours['get_full_best_ms']:.1f}x, "
+              f"cold {row['get_full_best_ms'] / ours['get_full_cold_best_ms']:.1f}x), "
               f"get last-20 {row['get_last20_ms'] / ours['get_last20_ms']:.1f}x faster")
 
 
