@@ -56,12 +56,14 @@ class Follower:
 
     def __init__(self, event_log: EventLog, projections: Sequence[Projection], *,
                  checkpoints: Sequence[str] | None = None, batch_size: int = BATCH_SIZE,
-                 poll_interval: float = 0.25) -> None:
+                 poll_interval: float = 0.25, linger: float = 0.02) -> None:
         names = list(checkpoints) if checkpoints is not None else [p.name for p in projections]
         self.log = event_log
         self.projections = list(zip(projections, names, strict=True))
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.linger = linger
+        """Seconds to wait for more events before folding a batch that is not yet full."""
         self.positions: dict[str, int] = dict.fromkeys(names, 0)
         self.batches = 0
         self.error: BaseException | None = None
@@ -154,9 +156,18 @@ class Follower:
                     if isinstance(item, BaseException):
                         raise item
                     batch.append(item)
-                    if len(batch) >= self.batch_size or queue.empty():
+                    if len(batch) >= self.batch_size:
                         break
-                    item = queue.get_nowait()
+                    if queue.empty():
+                        # Linger briefly for more: under a steady trickle of small appends
+                        # this turns one write transaction per event into one per batch.
+                        try:
+                            async with asyncio.timeout(self.linger):
+                                item = await queue.get()
+                        except TimeoutError:
+                            break
+                    else:
+                        item = queue.get_nowait()
                 await self.commit(batch)
                 self.error = None
         finally:

@@ -32,20 +32,24 @@ from session_store.log import EventLog
 
 log = structlog.get_logger(__name__)
 
+_OFF_THE_APPEND_PATH = {"heads": INLINE, "history": CATCHUP, "users": CATCHUP,
+                        "analytics": CATCHUP}
 DEFAULT_MODES: dict[str, dict[str, str]] = {
-    "sqlite": {"heads": INLINE, "history": INLINE, "users": INLINE, "analytics": INLINE},
-    "postgresql": {"heads": INLINE, "history": CATCHUP, "users": CATCHUP, "analytics": CATCHUP},
+    "sqlite": dict(_OFF_THE_APPEND_PATH),
+    "postgresql": dict(_OFF_THE_APPEND_PATH),
 }
-"""Per backend, from `scripts/bench_projections.py` (64 concurrent appenders, 2 cores, 8 s).
+"""Per backend, by measurement (2 cores): heads inline, the rest catch-up on both.
 
-SQLite has one writer: a follower's transactions queue for the same lock the
-appends take, so catch-up buys no throughput (all inline ~1.9-4.5 k events/s,
-all catch-up ~2.0-3.7 k, within run-to-run noise) while inline has the best p95
-append latency (40-87 ms vs 80-134 ms) and read-your-writes for free: all inline.
-PostgreSQL appends serialize on an advisory lock and inline folds lengthen that
-critical section: all catch-up appended 4.4-5.5 k events/s (p95 38-48 ms) vs
-2.7-3.2 k (p95 54-76 ms) all inline, at a lag of ~0.1 s p50, ~0.2 s p95 (use
-`wait_for` to read your writes): catch-up.
+Sequential `append_event` (one awaited call at a time, the runner's shape) on
+SQLite: 449 events/s with every built-in inline, 1,249 with history, users and
+analytics as catch-up (the follower lingers 20 ms to fold a trickle of appends
+in one transaction). Under 64 concurrent appenders SQLite was a wash (inline
+~1.9-4.5 k events/s, catch-up ~2.0-3.7 k; one writer lock either way).
+PostgreSQL appends serialize on an advisory lock that inline folds lengthen:
+all catch-up appended 4.4-5.5 k events/s (p95 38-48 ms) vs 2.7-3.2 k (p95
+54-76 ms) all inline, at a lag of ~0.1 s p50, ~0.2 s p95. The store's query
+objects wait for the positions the store itself wrote, so a caller still reads
+its own writes.
 """
 
 _ALIASES = {"catchup": CATCHUP, "catch-up": CATCHUP, "catch_up": CATCHUP, "inline": INLINE}
@@ -82,7 +86,7 @@ def _switch_modes(conn: Connection, projections: Sequence[Projection],
                 behind = engine.read_after(conn, engine.read_checkpoint(conn, name))
                 if behind:
                     projection.apply(conn, behind)
-            log.info("projections.mode_changed", projection=name, mode=wanted, position=last)
+            log.debug("projections.mode_changed", projection=name, mode=wanted, position=last)
         engine.record_checkpoint(conn, name, last, mode=wanted)
 
 

@@ -251,8 +251,11 @@ class EventLog:
                 position = record.position + 1
                 yield record
             if not seen:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that races its timeout, and the follower never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), poll_interval)
+                    async with asyncio.timeout(poll_interval):
+                        await woken.wait()
 
     async def stream_version(self, key: SessionKey) -> int:
         """The stream's current version (0 when it does not exist)."""

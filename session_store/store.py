@@ -17,6 +17,7 @@ import msgspec
 from projections.heads import Head, decode_head, fold, key_scope, scope_stream
 from projections.runtime import ProjectionRuntime
 from session_store import audit, reads, validation
+from session_store.consistency import ReadYourWrites
 from session_store.database import Database, Durability, connect
 from session_store.errors import (
     ConcurrencyError,
@@ -61,6 +62,8 @@ class SessionStore:
         self.log = log
         self.projections = runtime
         self.hooks = Hooks()
+        self.written = 0
+        """The newest log position this store has appended (read-your-writes target)."""
 
     @classmethod
     async def open(cls, url: str | None = None, *, durability: Durability = "normal",
@@ -97,15 +100,25 @@ class SessionStore:
 
     @property
     def history(self) -> Any:
-        return self.projections.history
+        """Messages with filters and full-text search (`projections.history.History`)."""
+        return self._read_model(self.projections.history)
 
     @property
     def users(self) -> Any:
-        return self.projections.users
+        """Per-user summaries (`projections.users.Users`)."""
+        return self._read_model(self.projections.users)
 
     @property
     def analytics(self) -> Any:
-        return self.projections.analytics
+        """Tokens, messages and response times (`projections.analytics.Analytics`)."""
+        return self._read_model(self.projections.analytics)
+
+    def _read_model(self, queries: Any) -> ReadYourWrites:
+        return ReadYourWrites(queries, lambda: self.written, self.projections.wait_for)
+
+    async def wait_for(self, position: int, timeout: float | None = None) -> None:
+        """Return once every catch-up projection has folded the log up to `position`."""
+        await self.projections.wait_for(position, timeout)
 
     def use(self, middleware: Middleware) -> None:
         """Add a middleware that transforms or rejects payloads before they are appended."""
@@ -310,6 +323,8 @@ class SessionStore:
 
     async def _commit(self, appends: Sequence[Append]) -> list[RecordedEvent]:
         records = await self.log.commit(appends)
+        if records:
+            self.written = max(self.written, records[-1].position)
         if any(append.caller_ids for append in appends):
             # An idempotent re-send answers with the stored records: no new fact, no hooks.
             # Fresh records carry the very payload objects handed in; stored ones are decoded.

@@ -16,6 +16,7 @@ from typing import Any
 from session_store.store import SessionStore
 
 _ITERATORS = frozenset({"read_stream", "read_all"})
+_READ_MODELS = frozenset({"history", "users", "analytics"})
 
 
 class SyncSessionStore:
@@ -36,13 +37,7 @@ class SyncSessionStore:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def __getattr__(self, name: str) -> Any:
-        target = getattr(self._store, name)
-        if name in _ITERATORS:
-            return lambda *a, **k: self._run(_collect(target(*a, **k)))
-        if not asyncio.iscoroutinefunction(target):
-            return target
-        method: Callable[..., Coroutine[Any, Any, Any]] = target
-        return lambda *a, **k: self._run(method(*a, **k))
+        return _blocking(getattr(self._store, name), name, self._run)
 
     def close(self) -> None:
         if self._loop.is_running():
@@ -62,6 +57,27 @@ class SyncSessionStore:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
+
+
+class _BlockingQueries:
+    """A read model's query object (`store.history`, ...) with blocking methods."""
+
+    def __init__(self, queries: Any, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+        self._queries, self._run = queries, run
+
+    def __getattr__(self, name: str) -> Any:
+        return _blocking(getattr(self._queries, name), name, self._run)
+
+
+def _blocking(target: Any, name: str, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> Any:
+    if name in _ITERATORS:
+        return lambda *a, **k: run(_collect(target(*a, **k)))
+    if name in _READ_MODELS:
+        return _BlockingQueries(target, run)
+    if not asyncio.iscoroutinefunction(target):
+        return target
+    method: Callable[..., Coroutine[Any, Any, Any]] = target
+    return lambda *a, **k: run(method(*a, **k))
 
 
 async def _collect(iterator: AsyncIterator[Any]) -> list[Any]:

@@ -39,11 +39,14 @@ class Model:
     metadata: dict[str, Any] = field(default_factory=dict)
     status: str = "active"
     texts: list[str] = field(default_factory=list)
-    tokens: int = 0
+    message_tokens: int = 0
+    """Usage of the visible messages: statistics() covers what the snapshot holds..."""
+    tracked_tokens: int = 0
+    """...plus every tracked interaction, which clear_history does not take back."""
 
     def view(self) -> tuple[Any, ...]:
         return (dict(self.state), dict(self.metadata), self.status, list(self.texts),
-                self.tokens)
+                self.message_tokens + self.tracked_tokens)
 
 
 def persisted(delta: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +69,7 @@ async def run(store: SessionStore, session: Session, model: Model, command: tupl
                                                 usage=usage))
         model.state.update(persisted(delta))
         model.texts.append(text)
-        model.tokens += 5 if with_usage else 0
+        model.message_tokens += 5 if with_usage else 0
     elif kind == "state":
         await store.update_state(session, command[1])
         model.state.update(persisted(command[1]))
@@ -78,7 +81,7 @@ async def run(store: SessionStore, session: Session, model: Model, command: tupl
         _, tokens_in, tokens_out, response_time = command
         await store.track_interaction(session, tokens_in=tokens_in, tokens_out=tokens_out,
                                       response_time=response_time)
-        model.tokens += tokens_in + tokens_out
+        model.tracked_tokens += tokens_in + tokens_out
     elif kind == "archive":
         await store.archive_session(session)
         model.status = "archived"
@@ -88,6 +91,7 @@ async def run(store: SessionStore, session: Session, model: Model, command: tupl
     elif kind == "clear":
         await store.clear_history(session)
         model.texts = []
+        model.message_tokens = 0
     elif kind == "end":
         await store.end_session(session)
         model.status = "ended"
