@@ -31,6 +31,7 @@ from session_store.events import (
     HistoryCleared,
     InteractionTracked,
     MessageAppended,
+    MessageRetracted,
     MetadataChanged,
     Payload,
     RecordedEvent,
@@ -169,6 +170,27 @@ class SessionStore:
             return None
         return reads.snapshot(head, scoped, messages)
 
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """The `user:` state shared by the user's sessions in the app, keys without prefix.
+
+        It outlives the sessions that wrote it (as in Google ADK).
+        """
+        return await self._scope_state(SessionKey(validation.check_id(app_name, "app_name"),
+                                                  validation.check_id(user_id, "user_id"), ""))
+
+    async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
+        """The `app:` state shared by every session of the app, keys without prefix."""
+        return await self._scope_state(
+            SessionKey(validation.check_id(app_name, "app_name"), "", ""))
+
+    async def _scope_state(self, stream: SessionKey) -> dict[str, Any]:
+        async with self.db.engine.connect() as conn:
+            app_state, user_states = await reads.scope_states(
+                conn, stream.app_name, {stream.user_id} if stream.user_id else set())
+        state = user_states.get(stream.user_id, {}) if stream.user_id else app_state
+        prefix = "user:" if stream.user_id else "app:"
+        return {k.removeprefix(prefix): v for k, v in state.items()}
+
     async def list_sessions(self, *, app_name: str, user_id: str | None = None,
                             status: str | None = None, tags: Sequence[str] | None = None,
                             since: float | None = None, limit: int = 100,
@@ -228,17 +250,38 @@ class SessionStore:
     async def append_event(self, session: SessionRef, event: Event, *,
                            expected_version: int | None = ANY) -> RecordedEvent:
         """Append a conversation event; an event id already stored is an idempotent no-op."""
+        return (await self.append_events(session, [event], expected_version=expected_version))[0]
+
+    async def append_events(self, session: SessionRef, events: Sequence[Event], *,
+                            expected_version: int | None = ANY) -> list[RecordedEvent]:
+        """Append several conversation events in one transaction: all land, or none does.
+
+        Re-sending events whose ids are all stored is an idempotent no-op that
+        returns the stored records.
+        """
         key = _ref(session)
-        _check_event(event)
-        if not event.author:
-            event = msgspec.structs.replace(event, author=event.role)
-        delta = dict(event.state_delta) if event.state_delta else {}
-        if delta:
-            event = msgspec.structs.replace(event, state_delta=_without_temp(delta) or None)
-        records = await self._append(key, [MessageAppended(message=event)],
-                                     expected_version=expected_version, delta=delta,
-                                     event_ids=[event.id])
-        return records[0]
+        if isinstance(events, Event) or not events:
+            raise InvalidEvent("append_events takes a non-empty list of Event")
+        delta: dict[str, Any] = {}
+        messages = []
+        for event in events:
+            _check_event(event)
+            if not event.author:
+                event = msgspec.structs.replace(event, author=event.role)
+            if event.state_delta:
+                delta.update(event.state_delta)
+                event = msgspec.structs.replace(
+                    event, state_delta=_without_temp(event.state_delta) or None)
+            messages.append(MessageAppended(message=event))
+        return await self._append(key, messages, expected_version=expected_version, delta=delta,
+                                  event_ids=[m.message.id for m in messages])
+
+    async def retract_message(self, session: SessionRef, message_id: str, *,
+                              expected_version: int | None = ANY) -> RecordedEvent:
+        """Take a message back: it leaves the visible history; the log keeps both facts."""
+        retracted = MessageRetracted(message_id=validation.check_id(message_id, "message_id"))
+        return (await self._append(_ref(session), [retracted],
+                                   expected_version=expected_version))[0]
 
     async def add_message(self, session: SessionRef, role: str, text: str | None = None,
                           **fields: Any) -> RecordedEvent:

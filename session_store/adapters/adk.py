@@ -33,7 +33,6 @@ from google.adk.sessions.base_session_service import (
     ListSessionsResponse,
 )
 from google.adk.sessions.session import Session as AdkSession
-from google.adk.sessions.state import State
 from typing_extensions import override
 
 from session_store.adapters.adk_codec import (
@@ -268,17 +267,7 @@ class EventSourcedSessionService(BaseSessionService):
     @override
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         store = await self.store()
-        getter = getattr(store, "get_user_state", None)
-        if getter is not None:
-            return dict(await getter(app_name=app_name, user_id=user_id))
-        page = await store.list_sessions(app_name=app_name, user_id=user_id, limit=1)
-        if not page.sessions:
-            return {}
-        return {
-            key.removeprefix(State.USER_PREFIX): value
-            for key, value in page.sessions[0].state.items()
-            if key.startswith(State.USER_PREFIX)
-        }
+        return await store.get_user_state(app_name=app_name, user_id=user_id)
 
     # --- appending -------------------------------------------------------------
 

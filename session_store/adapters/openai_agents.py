@@ -13,7 +13,6 @@ everything, the history read model honours both.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from typing import Any, cast
 
 from agents.items import TResponseInputItem
@@ -22,7 +21,7 @@ from agents.memory.session_settings import SessionSettings, resolve_session_limi
 from pydantic_core import to_jsonable_python
 
 from session_store.errors import ConcurrencyError, SessionAlreadyExists
-from session_store.events import Event, MessageAppended, MessageRetracted, Payload, SessionKey
+from session_store.events import Event, MessageAppended, SessionKey
 from session_store.session import Session
 from session_store.store import SessionStore
 
@@ -74,19 +73,6 @@ def to_item(message: Event) -> TResponseInputItem:
     return cast(TResponseInputItem, {"role": role, "content": message.text or ""})
 
 
-async def _append(store: SessionStore, key: SessionKey, payloads: Sequence[Payload], *,
-                  expected_version: int | None = None,
-                  event_ids: Sequence[str] | None = None) -> None:
-    """Append several payloads to one session in one transaction.
-
-    The facade has no public call yet for a batch of messages or a retraction,
-    so this goes through its internal `_append` (same transaction, hooks and
-    projections as every public command).
-    """
-    await store._append(key, payloads, expected_version=expected_version,
-                        event_ids=event_ids)
-
-
 class EventSourcedSession(SessionABC):
     """One conversation of the Agents SDK, stored as a session of the log.
 
@@ -133,8 +119,7 @@ class EventSourcedSession(SessionABC):
         await self._ensure_created()
         events = [to_event(item) for item in items]
         # One append for the whole batch: the items land together or not at all.
-        await _append(self.store, self.key, [MessageAppended(message=e) for e in events],
-                      event_ids=[e.id for e in events])
+        await self.store.append_events(self.key, events)
 
     async def pop_item(self) -> TResponseInputItem | None:
         for _ in range(_POP_ATTEMPTS):
@@ -144,9 +129,8 @@ class EventSourcedSession(SessionABC):
             newest = session.events[-1].data
             assert isinstance(newest, MessageAppended)
             try:
-                await _append(self.store, self.key,
-                              [MessageRetracted(message_id=newest.message.id)],
-                              expected_version=session.version)
+                await self.store.retract_message(self.key, newest.message.id,
+                                                 expected_version=session.version)
             except ConcurrencyError:
                 continue  # an item was added meanwhile: pop the newest one, not this one
             return to_item(newest.message)

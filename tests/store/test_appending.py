@@ -205,3 +205,47 @@ async def test_a_refused_append_writes_no_shared_state(store: SessionStore) -> N
                     SessionClosed)
     assert dict((await fresh(store, other)).state) == {}
 
+
+
+async def test_append_events_lands_together_or_not_at_all(store: SessionStore) -> None:
+    session = await store.create_session(app_name="app", user_id="u")
+    batch = [Event(role="user", text="q", state_delta={"user:lang": "fr", "n": 1}),
+             Event(role="assistant", text="a", state_delta={"n": 2, "temp:scratch": 1})]
+    records = await store.append_events(session, batch)
+    assert [r.version for r in records] == [2, 3]
+    now = await fresh(store, session)
+    assert [m.text for m in now.messages] == ["q", "a"]
+    assert dict(now.state) == {"n": 2, "user:lang": "fr"}
+    assert await store.append_events(session, batch) == records  # idempotent re-send
+    before = await store.log.last_position()
+    with pytest.raises(ConcurrencyError):
+        await store.append_events(session, [Event(role="user", text="late")],
+                                  expected_version=1)
+    with pytest.raises(InvalidEvent):
+        await store.append_events(session, [Event(role="user", text="ok"), Event(role="")])
+    assert await store.log.last_position() == before
+    assert (await fresh(store, session)).version == 3
+
+
+async def test_retract_message_hides_it_and_keeps_the_log(store: SessionStore) -> None:
+    session = await store.create_session(app_name="app", user_id="u")
+    kept = await store.add_message(session, "user", "keep me")
+    dropped = await store.add_message(session, "assistant", "take me back")
+    assert isinstance(dropped.data, MessageAppended)
+    await store.retract_message(session, dropped.data.message.id)
+    now = await fresh(store, session)
+    assert [m.text for m in now.messages] == ["keep me"]
+    assert [e.type for e in [r async for r in store.read_stream(session)]] == [
+        "SessionCreated", "MessageAppended", "MessageAppended", "MessageRetracted"]
+    assert kept.version == 2
+
+
+async def test_user_and_app_state_outlive_the_sessions_that_wrote_them(
+        store: SessionStore) -> None:
+    first = await store.create_session(app_name="app", user_id="u",
+                                       state={"app:theme": "dark", "user:lang": "fr", "own": 1})
+    await store.delete_session(app_name="app", user_id="u", session_id=first.id)
+    assert await store.get_user_state(app_name="app", user_id="u") == {"lang": "fr"}
+    assert await store.get_app_state(app_name="app") == {"theme": "dark"}
+    assert await store.get_user_state(app_name="app", user_id="someone-else") == {}
+    assert await store.get_app_state(app_name="other-app") == {}
