@@ -14,9 +14,18 @@ from typing import Any
 
 import msgspec
 
-from projections.heads import Head, decode_head, fold, key_scope, scope_stream
+from projections.heads import decode_head, key_scope, scope_stream
 from projections.runtime import ProjectionRuntime
 from session_store import audit, reads, validation
+from session_store.arguments import (
+    check_count,
+    check_event,
+    key_of,
+    ref,
+    tags_of,
+    timeout_of,
+    without_temp,
+)
 from session_store.consistency import ReadYourWrites
 from session_store.database import Database, Durability, connect
 from session_store.errors import (
@@ -44,11 +53,11 @@ from session_store.events import (
     SessionPurged,
     SessionReactivated,
     StateChanged,
-    Usage,
     new_id,
 )
 from session_store.hooks import Hook, Hooks, Middleware
 from session_store.log import ANY, NO_STREAM, EventLog
+from session_store.replay import replay_session
 from session_store.session import Session, SessionPage
 from session_store.writer import Append
 
@@ -136,12 +145,12 @@ class SessionStore:
                              metadata: Mapping[str, Any] | None = None,
                              tags: Sequence[str] | None = None,
                              timeout: float | timedelta | None = None) -> Session:
-        key = _key_of(app_name, user_id, new_id() if session_id is None else session_id)
+        key = key_of(app_name, user_id, new_id() if session_id is None else session_id)
         initial = validation.check_mapping(state or {}, "state")
         created = SessionCreated(
-            state=_without_temp(initial), metadata=validation.check_mapping(metadata or {},
+            state=without_temp(initial), metadata=validation.check_mapping(metadata or {},
                                                                              "metadata"),
-            tags=_tags(tags), timeout=_timeout(timeout))
+            tags=tags_of(tags), timeout=timeout_of(timeout))
         try:
             await self._append(key, [created], expected_version=NO_STREAM, delta=initial)
         except ConcurrencyError:
@@ -157,13 +166,14 @@ class SessionStore:
                           after_timestamp: float | None = None,
                           at_version: int | None = None) -> Session | None:
         """The session now (or as it was after event `at_version`); None when not visible."""
-        key = _key_of(app_name, user_id, session_id)
-        _check_count(num_recent_events, "num_recent_events")
+        key = key_of(app_name, user_id, session_id)
+        check_count(num_recent_events, "num_recent_events")
         if after_timestamp is not None:
             validation.check_non_negative(after_timestamp, "after_timestamp")
         if at_version is not None:
-            _check_count(at_version, "at_version")
-            return await self._replay(key, at_version, num_recent_events, after_timestamp)
+            check_count(at_version, "at_version")
+            return await replay_session(self.log, key, to_version=at_version,
+                                        recent=num_recent_events, since=after_timestamp)
         head, scoped, messages = await reads.load_session(
             self.db.engine, key, limit=num_recent_events, since=after_timestamp)
         if head is None or head.deleted:
@@ -206,7 +216,7 @@ class SessionStore:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidEvent(f"limit must be an int from 1 to 10000, not {limit!r}")
         query = reads.page_query(app_name=app_name, user_id=user_id, status=status,
-                                 tags=_tags(tags) if tags else None, since=since, cursor=cursor,
+                                 tags=tags_of(tags) if tags else None, since=since, cursor=cursor,
                                  limit=limit, now=time.time())
         async with self.db.engine.connect() as conn:
             heads = [decode_head(row[0]) for row in (await conn.execute(query)).all()]
@@ -232,7 +242,7 @@ class SessionStore:
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str,
                              purge: bool = False) -> None:
         """Tombstone the session (hidden everywhere, id never reused); `purge` erases payloads."""
-        key = _key_of(app_name, user_id, session_id)
+        key = key_of(app_name, user_id, session_id)
         async with self.db.engine.connect() as conn:
             head, _ = await reads.load_heads(conn, key)
         if head is None:
@@ -259,19 +269,19 @@ class SessionStore:
         Re-sending events whose ids are all stored is an idempotent no-op that
         returns the stored records.
         """
-        key = _ref(session)
+        key = ref(session)
         if isinstance(events, Event) or not events:
             raise InvalidEvent("append_events takes a non-empty list of Event")
         delta: dict[str, Any] = {}
         messages = []
         for event in events:
-            _check_event(event)
+            check_event(event)
             if not event.author:
                 event = msgspec.structs.replace(event, author=event.role)
             if event.state_delta:
                 delta.update(event.state_delta)
                 event = msgspec.structs.replace(
-                    event, state_delta=_without_temp(event.state_delta) or None)
+                    event, state_delta=without_temp(event.state_delta) or None)
             messages.append(MessageAppended(message=event))
         return await self._append(key, messages, expected_version=expected_version, delta=delta,
                                   event_ids=[m.message.id for m in messages])
@@ -280,7 +290,7 @@ class SessionStore:
                               expected_version: int | None = ANY) -> RecordedEvent:
         """Take a message back: it leaves the visible history; the log keeps both facts."""
         retracted = MessageRetracted(message_id=validation.check_id(message_id, "message_id"))
-        return (await self._append(_ref(session), [retracted],
+        return (await self._append(ref(session), [retracted],
                                    expected_version=expected_version))[0]
 
     async def add_message(self, session: SessionRef, role: str, text: str | None = None,
@@ -295,14 +305,14 @@ class SessionStore:
                            expected_version: int | None = ANY) -> RecordedEvent:
         """Change state; `app:`/`user:` keys are shared, `temp:` keys are dropped."""
         full = validation.check_mapping(delta, "delta")
-        return (await self._append(_ref(session), [StateChanged(delta=_without_temp(full))],
+        return (await self._append(ref(session), [StateChanged(delta=without_temp(full))],
                                    expected_version=expected_version, delta=full))[0]
 
     async def update_session_metadata(self, session: SessionRef, patch: Mapping[str, Any], *,
                                       merge: bool = True) -> RecordedEvent:
         changed = MetadataChanged(patch=validation.check_mapping(patch, "patch"),
                                   merge=bool(merge))
-        return (await self._append(_ref(session), [changed]))[0]
+        return (await self._append(ref(session), [changed]))[0]
 
     async def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
                                 tokens_out: int = 0, response_time: float = 0.0,
@@ -313,20 +323,20 @@ class SessionStore:
         validation.check_non_negative(response_time, "response_time")
         tracked = InteractionTracked(tokens_in=tokens_in, tokens_out=tokens_out,
                                      response_time=float(response_time), model=model)
-        return (await self._append(_ref(session), [tracked]))[0]
+        return (await self._append(ref(session), [tracked]))[0]
 
     async def archive_session(self, session: SessionRef) -> RecordedEvent:
-        return (await self._append(_ref(session), [SessionArchived()]))[0]
+        return (await self._append(ref(session), [SessionArchived()]))[0]
 
     async def reactivate_session(self, session: SessionRef) -> RecordedEvent:
-        return (await self._append(_ref(session), [SessionReactivated()]))[0]
+        return (await self._append(ref(session), [SessionReactivated()]))[0]
 
     async def end_session(self, session: SessionRef) -> RecordedEvent:
-        return (await self._append(_ref(session), [SessionEnded()]))[0]
+        return (await self._append(ref(session), [SessionEnded()]))[0]
 
     async def clear_history(self, session: SessionRef) -> RecordedEvent:
         """The visible history starts over; the log keeps every message."""
-        return (await self._append(_ref(session), [HistoryCleared()]))[0]
+        return (await self._append(ref(session), [HistoryCleared()]))[0]
 
     async def cleanup_expired_sessions(self) -> int:
         """Expire active sessions idle past their own timeout; returns how many."""
@@ -381,7 +391,7 @@ class SessionStore:
 
     def read_stream(self, session: SessionRef, *, from_version: int = 1,
                     to_version: int | None = None) -> AsyncIterator[RecordedEvent]:
-        return self.log.read_stream(_ref(session), from_version=from_version,
+        return self.log.read_stream(ref(session), from_version=from_version,
                                     to_version=to_version)
 
     def read_all(self, *, from_position: int = 0, limit: int | None = None,
@@ -394,50 +404,15 @@ class SessionStore:
 
     async def replay(self, session: SessionRef, *, to_version: int | None = None) -> Session:
         """The session folded from the log alone (no read model involved)."""
-        key = _ref(session)
-        replayed = await self._replay(key, to_version, None, None)
+        key = ref(session)
+        replayed = await replay_session(self.log, key, to_version=to_version)
         if replayed is None:
             raise SessionNotFound(f"session {key.session_id!r} has no events to replay")
         return replayed
 
-    async def _replay(self, key: SessionKey, to_version: int | None, recent: int | None,
-                      since: float | None) -> Session | None:
-        async with self.db.engine.connect() as conn:
-            if await reads.tombstoned(conn, key):
-                return None  # a deleted session is hidden at every version, not only the last
-        head: Head | None = None
-        messages: list[RecordedEvent] = []
-        last_position = 0
-        async for record in self.log.read_stream(key, to_version=to_version):
-            head = fold(head, record)
-            last_position = record.position
-            if isinstance(record.data, MessageAppended):
-                messages.append(record)
-            elif record.type == "HistoryCleared":
-                messages = []
-        if head is None or head.deleted or (to_version is not None and head.version < to_version):
-            return None  # never existed, deleted, or not yet at that version
-        hidden = set(head.retracted)
-        visible = [m for m in messages if m.data.message.id not in hidden]  # type: ignore[union-attr]
-        if since is not None:
-            visible = [m for m in visible if m.recorded_at >= since]
-        if recent is not None:
-            visible = visible[-recent:] if recent else []
-        scoped: dict[str, Any] = {}
-        until = last_position if to_version is not None else None
-        for scope in ("user", "app"):
-            scope_head: Head | None = None
-            async for record in self.log.read_stream(scope_stream(key, scope)):
-                if until is not None and record.position > until:
-                    break
-                scope_head = fold(scope_head, record)
-            if scope_head is not None:
-                scoped.update(scope_head.state)
-        return reads.snapshot(head, scoped, visible)
-
     async def verify(self, session: SessionRef | None = None) -> audit.Report:
         """Re-check hash chains and versions, and compare projections with a fresh fold."""
-        return await audit.verify(self, None if session is None else _ref(session))
+        return await audit.verify(self, None if session is None else ref(session))
 
     async def rebuild(self, names: Sequence[str] | None = None, **options: Any) -> Any:
         return await self.projections.rebuild(names, **options)
@@ -466,68 +441,3 @@ class _Opening:
 def open_store(url: str | None = None, **settings: Any) -> _Opening:
     """Open the store at `url` (default `$SESSION_STORE_URL`, then ./sessions.db)."""
     return _Opening(url, settings)
-
-
-# --- argument checks ----------------------------------------------------------------------
-
-def _key_of(app_name: Any, user_id: Any, session_id: Any) -> SessionKey:
-    return SessionKey(validation.check_id(app_name, "app_name"),
-                      validation.check_id(user_id, "user_id"),
-                      validation.check_id(session_id, "session_id"))
-
-
-def _ref(session: Any) -> SessionKey:
-    if isinstance(session, Session):
-        return session.key
-    if isinstance(session, tuple) and len(session) == 3:
-        return _key_of(*session)
-    raise InvalidEvent(f"expected a Session or SessionKey, not {type(session).__name__}")
-
-
-def _without_temp(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if key_scope(k) != "temp"}
-
-
-def _tags(tags: Sequence[str] | None) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
-        raise InvalidEvent(f"tags must be a list of non-empty strings, not {tags!r}")
-    return list(dict.fromkeys(tags))
-
-
-def _timeout(timeout: float | timedelta | None) -> float | None:
-    if timeout is None:
-        return None
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise InvalidEvent(f"timeout must be seconds > 0 or a positive timedelta, "
-                           f"not {timeout!r}")
-    validation.check_non_negative(seconds, "timeout")
-    return float(seconds)
-
-
-def _check_count(value: Any, what: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise InvalidEvent(f"{what} must be an int >= 0 or None, not {value!r}")
-
-
-def _check_event(event: Any) -> None:
-    if not isinstance(event, Event):
-        raise InvalidEvent(f"expected a session_store.Event, not {type(event).__name__}")
-    if not isinstance(event.role, str) or not event.role.strip():
-        raise InvalidEvent("event role must be a non-empty string")
-    validation.check_id(event.id, "event id")
-    if event.usage is not None:
-        if not isinstance(event.usage, Usage):
-            raise InvalidEvent(f"event usage must be a session_store.Usage, not "
-                               f"{type(event.usage).__name__}")
-        for value, what in ((event.usage.tokens_in, "usage.tokens_in"),
-                            (event.usage.tokens_out, "usage.tokens_out")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidEvent(f"{what} must be an int >= 0, not {value!r}")
-    if event.response_time is not None:
-        validation.check_non_negative(event.response_time, "response_time")
-    if event.state_delta is not None:
-        validation.check_mapping(event.state_delta, "state_delta")
-    validation.check_non_negative(event.timestamp, "timestamp")

@@ -1,0 +1,55 @@
+"""Time travel and replay: a session folded from the log alone, no read model involved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.heads import Head, fold, scope_stream
+from session_store import reads
+from session_store.events import MessageAppended, RecordedEvent, SessionKey
+from session_store.log import EventLog
+from session_store.session import Session
+
+
+async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | None = None,
+                         recent: int | None = None, since: float | None = None
+                         ) -> Session | None:
+    """The session as of `to_version` (default: now), folded from the log alone.
+
+    `None` when it never existed, was deleted (hidden at every version), or has
+    not reached `to_version`. Shared `app:`/`user:` state is folded from the scope
+    streams up to the global position of the session's event `to_version`: the
+    session exactly as it was then.
+    """
+    async with log.db.engine.connect() as conn:
+        if await reads.tombstoned(conn, key):
+            return None  # a deleted session is hidden at every version, not only the last
+    head: Head | None = None
+    messages: list[RecordedEvent] = []
+    last_position = 0
+    async for record in log.read_stream(key, to_version=to_version):
+        head = fold(head, record)
+        last_position = record.position
+        if isinstance(record.data, MessageAppended):
+            messages.append(record)
+        elif record.type == "HistoryCleared":
+            messages = []
+    if head is None or head.deleted or (to_version is not None and head.version < to_version):
+        return None  # never existed, deleted, or not yet at that version
+    hidden = set(head.retracted)
+    visible = [m for m in messages if m.data.message.id not in hidden]  # type: ignore[union-attr]
+    if since is not None:
+        visible = [m for m in visible if m.recorded_at >= since]
+    if recent is not None:
+        visible = visible[-recent:] if recent else []
+    scoped: dict[str, Any] = {}
+    until = last_position if to_version is not None else None
+    for scope in ("user", "app"):
+        scope_head: Head | None = None
+        async for record in log.read_stream(scope_stream(key, scope)):
+            if until is not None and record.position > until:
+                break
+            scope_head = fold(scope_head, record)
+        if scope_head is not None:
+            scoped.update(scope_head.state)
+    return reads.snapshot(head, scoped, visible)
