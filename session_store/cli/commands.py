@@ -150,31 +150,37 @@ async def _count_events(store: SessionStore) -> int:
 
 
 async def analytics(store: SessionStore, args: argparse.Namespace) -> int:
-    total = await _count_events(store)
-    started = time.perf_counter()
-    with render.progress("reading the log", total,
-                         enabled=not args.json and total > 50_000) as bar:
-        rows, buckets = await figures.analytics(
-            store, args.by, app_name=args.app,
-            progress=lambda n: render.advance(bar, n, started))
+    await catch_up(store)
+    found = await figures.analytics(store, args.by, app_name=args.app)
     if args.json:
-        render.print_json({"by": args.by, "rows": rows, "histogram": buckets})
-        return 0
-    show_analytics(args.by, rows, buckets, limit=args.limit)
+        render.print_json(found.as_json())
+    else:
+        show_analytics(found, limit=args.limit)
     return 0
 
 
-def show_analytics(by: str, rows: list[dict[str, Any]], buckets: list[dict[str, Any]], *,
-                   limit: int | None = 50) -> None:
-    if not rows:
+async def catch_up(store: SessionStore) -> None:
+    """Wait until catch-up read models have folded the whole log (a fresh process has not
+    written anything, so the store's read-your-writes does not cover what others wrote)."""
+    last = await store.log.last_position()
+    try:
+        await store.wait_for(last, figures.CATCH_UP_SECONDS)
+    except TimeoutError:
+        log.warning("projections.behind", position=last, waited=figures.CATCH_UP_SECONDS,
+                    hint="the figures leave out the newest events; run the command again")
+
+
+def show_analytics(found: figures.Figures, *, limit: int | None = 50) -> None:
+    if not found.rows:
         render.out.print("No sessions to analyse.")
         return
-    shown = rows if limit is None else rows[:limit]
-    render.out.print(render.analytics_table(by, shown))
-    if len(shown) < len(rows):
-        render.out.print(f"… {len(rows) - len(shown)} more rows (--limit, or --json for all)")
-    if buckets:
-        render.out.print(render.histogram(buckets))
+    shown = found.rows if limit is None else found.rows[:limit]
+    render.out.print(render.analytics_table(found.by, figures.KEYS[found.by], shown))
+    if len(shown) < len(found.rows):
+        render.out.print(f"… {len(found.rows) - len(shown)} more rows (--limit, or --json for "
+                         "all)")
+    if found.histogram:
+        render.out.print(render.histogram(found.histogram))
 
 
 # --- export / import --------------------------------------------------------------------------
@@ -300,7 +306,7 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
     shown = next((d for d in demos if d.fate == "active"), ours[0] if ours else None)
     ids = {d.key for d in demos}
     listed = [s for s in await lookup.all_sessions(store) if s.key in ids]
-    rows, buckets = await figures.analytics(store, "app")
+    found = await figures.analytics(store, "app")
     checked = time.perf_counter()
     report = await store.verify()
     verify_seconds = time.perf_counter() - checked
@@ -309,8 +315,8 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
         render.print_json({
             "events_written": written, "seconds": elapsed,
             "sessions": [render.session_summary(s) for s in listed], "fates": fates,
-            "replayed": list(shown.key) if shown else None, "analytics": rows,
-            "histogram": buckets, "verify": {"ok": report.ok, "events": report.events,
+            "replayed": list(shown.key) if shown else None,
+            "analytics": found.as_json(), "verify": {"ok": report.ok, "events": report.events,
                                              "problems": report.problems}})
         return 0 if report.ok else 1
     out = render.out
@@ -327,7 +333,7 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
         out.print(Rule(f"One conversation, replayed from the log ({shown.key.session_id})"))
         await show_replay(store, shown.key, to_version=None, as_json=False)
     out.print(Rule("Analytics"))
-    show_analytics("app", rows, buckets)
+    show_analytics(found)
     out.print(Rule("Integrity"))
     print_report(report, verify_seconds)
     if shown is not None:

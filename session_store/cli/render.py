@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from projections.analytics import Stats
 from session_store.events import (
     InteractionTracked,
     MessageAppended,
@@ -235,17 +236,22 @@ def state_table(session: Session) -> Table:
 
 # --- analytics -----------------------------------------------------------------------------
 
-def analytics_table(by: str, rows: Sequence[Mapping[str, Any]]) -> Table:
+_KEY_HEADINGS = {"app_name": "app", "user_id": "user", "session_id": "session", "day": "day"}
+
+
+def analytics_table(by: str, keys: Sequence[str], rows: Sequence[Stats]) -> Table:
+    """The read model's rows; `keys` are the `Stats` fields that name a row."""
     table = Table(title=f"Analytics by {by}", title_justify="left")
-    table.add_column(by)
-    for name in ("sessions", "messages", "interactions", "tokens in", "tokens out", "mean",
-                 "p95"):
+    for name in keys:
+        table.add_column(_KEY_HEADINGS[name])
+    for name in ("messages", "interactions", "tokens in", "tokens out", "timed", "mean",
+                 "p50", "p95"):
         table.add_column(name, justify="right")
     for row in rows:
-        table.add_row(str(row["key"]), f"{row['sessions']:,}", f"{row['messages']:,}",
-                      f"{row['interactions']:,}", f"{row['tokens_in']:,}",
-                      f"{row['tokens_out']:,}", ms(row["mean_response_time"]),
-                      ms(row["p95_response_time"]))
+        times = row.response_time
+        table.add_row(*(str(getattr(row, name)) for name in keys), f"{row.messages:,}",
+                      f"{row.interactions:,}", f"{row.tokens_in:,}", f"{row.tokens_out:,}",
+                      f"{times.count:,}", ms(times.mean), ms(times.p50), ms(times.p95))
     return table
 
 

@@ -1,11 +1,9 @@
-"""`sessions`, `replay`, `audit`, `analytics`, `export` against a demo database."""
+"""`sessions`, `replay`, `audit`, `export` against a demo database."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-import pytest
 
 from session_store import SessionKey, open_store
 from session_store.events import InteractionTracked, MessageAppended
@@ -77,36 +75,6 @@ def test_audit_passes_on_a_clean_log(demo_url: str) -> None:
     assert "integrity OK" in ok("audit", db=demo_url).stdout
     one = ok_json("audit", _active(demo_url)["id"], db=demo_url)
     assert one["ok"] and one["streams"] == 1
-
-
-@pytest.mark.parametrize("by", ["session", "user", "app", "day"])
-async def test_analytics_adds_up(demo_url: str, by: str) -> None:
-    figures = ok_json("analytics", "--by", by, db=demo_url)
-    deleted: set[SessionKey] = set()
-    messages = tokens_out = 0
-    async with open_store(demo_url) as store:
-        records = [r async for r in store.read_all()]
-    deleted = {r.key for r in records if r.type == "SessionDeleted"}
-    for record in records:
-        if record.key in deleted or not record.session_id:
-            continue
-        if isinstance(record.data, MessageAppended):
-            messages += 1
-            usage = record.data.message.usage
-            tokens_out += usage.tokens_out if usage else 0
-        elif isinstance(record.data, InteractionTracked):
-            tokens_out += record.data.tokens_out
-    assert sum(r["messages"] for r in figures["rows"]) == messages
-    assert sum(r["tokens_out"] for r in figures["rows"]) == tokens_out
-    live = {r.key for r in records if r.session_id} - deleted
-    expected = {"session": len(live), "app": len({k.app_name for k in live}),
-                "user": len({k[:2] for k in live}), "day": None}[by]
-    if expected is not None:
-        assert len(figures["rows"]) == expected
-    assert sum(b["count"] for b in figures["histogram"]) > 0
-    text = ok("analytics", "--by", by, db=demo_url).stdout
-    assert f"Analytics by {by}" in text and "Response time distribution" in text
-    assert "█" in text
 
 
 async def test_export_is_the_stream_as_json_lines(demo_url: str) -> None:
