@@ -13,12 +13,14 @@ app stream `(app, "", "")` folds `app:` keys and the user stream
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.util import await_only as await_
 
 from session_store.errors import SessionAlreadyExists, SessionClosed, SessionNotFound
 from session_store.events import (
@@ -43,6 +45,8 @@ from session_store.schema import upsert
 
 ACTIVE, ARCHIVED, ENDED, EXPIRED = "active", "archived", "ended", "expired"
 APP_PREFIX, USER_PREFIX, TEMP_PREFIX = "app:", "user:", "temp:"
+_SHARED_PREFIXES = (APP_PREFIX, USER_PREFIX, TEMP_PREFIX)
+"""Keys a session stream does not fold (they live in the scope streams, or nowhere)."""
 
 
 def scope_of(key: SessionKey) -> str:
@@ -109,26 +113,46 @@ _ACTIVITY = (MessageAppended, StateChanged, InteractionTracked, MetadataChanged,
 
 def fold(head: Head | None, event: RecordedEvent) -> Head:
     """Apply one event to a head, returning the new head (the input is not changed)."""
+    return advance(None if head is None else copy_head(head), event)
+
+
+def copy_head(head: Head) -> Head:
+    """A copy of `head` that shares nothing `advance` changes in place."""
+    return msgspec.structs.replace(head, state=dict(head.state), metadata=dict(head.metadata),
+                                   tags=list(head.tags), retracted=list(head.retracted))
+
+
+def advance(head: Head | None, event: RecordedEvent) -> Head:
+    """Apply one event to a head the caller owns, changing it in place; returns the head.
+
+    The result is a new head for the first event of a stream and for a purge. Cheaper than
+    `fold` (no copy per event): the inline model and rebuilds use it on heads they decoded
+    or created themselves; replay and time travel use `fold`.
+    """
     data = event.data
+    cls = type(data)
     if head is None:
         head = _first(event)
-    else:
+    elif head.deleted or head.status == ENDED or cls is SessionCreated:
         _check_open(head, event)
-        head = msgspec.structs.replace(head)
     head.version = event.version
-    if isinstance(data, SessionCreated):
+    if cls is MessageAppended:  # the common case first
+        head.last_update_time = event.recorded_at
+        if head.status == EXPIRED:
+            head.status = ACTIVE
+        head.message_count += 1
+        delta = data.message.state_delta  # type: ignore[union-attr]
+        if delta:
+            _update_state(head, delta)
         return head
-    scope = scope_of(head.key)
+    if cls is SessionCreated:
+        return head
     if isinstance(data, _ACTIVITY):
         head.last_update_time = event.recorded_at
         if head.status == EXPIRED:
             head.status = ACTIVE
-    if isinstance(data, MessageAppended):
-        head.message_count += 1
-        if data.message.state_delta:
-            head.state = apply_delta(head.state, data.message.state_delta, scope)
-    elif isinstance(data, StateChanged):
-        head.state = apply_delta(head.state, data.delta, scope)
+    if isinstance(data, StateChanged):
+        _update_state(head, data.delta)
     elif isinstance(data, InteractionTracked):
         head.tracked_interactions += 1
         head.tracked_tokens_in += data.tokens_in
@@ -137,9 +161,12 @@ def fold(head: Head | None, event: RecordedEvent) -> Head:
         if data.response_time > 0:
             head.tracked_timed += 1
     elif isinstance(data, MetadataChanged):
-        head.metadata = {**head.metadata, **data.patch} if data.merge else dict(data.patch)
+        if data.merge:
+            head.metadata.update(data.patch)
+        else:
+            head.metadata = dict(data.patch)
     elif isinstance(data, MessageRetracted):
-        head.retracted = [*head.retracted, data.message_id]
+        head.retracted.append(data.message_id)
     elif isinstance(data, HistoryCleared):
         head.history_from = event.version
         head.retracted = []
@@ -161,6 +188,20 @@ def fold(head: Head | None, event: RecordedEvent) -> Head:
                     version=event.version, created_at=head.created_at,
                     last_update_time=head.created_at, deleted=True, purged=True)
     return head
+
+
+def _update_state(head: Head, delta: dict[str, Any]) -> None:
+    """`head.state` updated in place with the keys of `delta` that belong to its stream."""
+    state = head.state
+    if head.session_id:
+        for k, v in delta.items():
+            if not k.startswith(_SHARED_PREFIXES):
+                state[k] = v
+        return
+    prefix = USER_PREFIX if head.user_id else APP_PREFIX
+    for k, v in delta.items():
+        if k.startswith(prefix):
+            state[k] = v
 
 
 def _first(event: RecordedEvent) -> Head:
@@ -202,9 +243,11 @@ def apply_delta(state: dict[str, Any], delta: dict[str, Any], scope: str) -> dic
 
 
 def fold_all(events: Iterable[RecordedEvent], head: Head | None = None) -> Head | None:
+    """`head` (not changed) with every event folded in."""
+    owned = None if head is None else copy_head(head)
     for event in events:
-        head = fold(head, event)
-    return head
+        owned = advance(owned, event)
+    return owned
 
 
 # --- the read model -----------------------------------------------------------
@@ -256,7 +299,12 @@ HEADS, TAGS = make_tables()
 
 
 class HeadsProjection:
-    """The inline read model of session heads (and the app/user scope state rows)."""
+    """The inline read model of session heads (and the app/user scope state rows).
+
+    It runs in every append transaction, so its two statements (load the touched
+    heads, upsert them) go to the driver connection directly where the driver is
+    known (sqlite3, asyncpg), skipping SQLAlchemy's per-execute machinery.
+    """
 
     name = "heads"
     version = 1
@@ -271,15 +319,14 @@ class HeadsProjection:
             sa.tuple_(h.c.app_name, h.c.user_id, h.c.session_id).in_(
                 sa.bindparam("keys", expanding=True)))
         self._upserts = {
-            dialect: upsert(h, dialect, ["app_name", "user_id", "session_id"],
-                            ["version", "status", "deleted", "created_at", "last_update_time",
-                             "expires_at", "body"])
+            dialect: upsert(h, dialect, ["app_name", "user_id", "session_id"], list(_ROW[3:]))
             for dialect in ("sqlite", "postgresql")
         }
         t = self.tags
         self._clear_tags = t.delete().where(
             t.c.app_name == sa.bindparam("a"), t.c.user_id == sa.bindparam("u"),
             t.c.session_id == sa.bindparam("s"))
+        self._sql = _Statements(h.name)
 
     def tables(self) -> Sequence[sa.Table]:
         return (self.heads, self.tags)
@@ -288,41 +335,107 @@ class HeadsProjection:
         return HeadsProjection(suffix)
 
     def load(self, conn: Connection, keys: Sequence[SessionKey]) -> dict[SessionKey, Head]:
-        if len(keys) == 1:
-            a, u, s = keys[0]
-            rows = conn.execute(self._select_one, {"a": a, "u": u, "s": s}).all()
+        driver: Any = conn.connection.driver_connection
+        if isinstance(driver, sqlite3.Connection):
+            bodies = self._sql.load_sqlite(driver, keys)
+        elif conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
+            bodies = self._sql.load_asyncpg(driver, keys)
         else:
-            rows = []
-            for start in range(0, len(keys), 300):
-                chunk = [tuple(k) for k in keys[start:start + 300]]
-                rows.extend(conn.execute(self._select_many, {"keys": chunk}).all())
-        heads = (decode_head(row[0]) for row in rows)
+            bodies = self._load_sqlalchemy(conn, keys)
+        heads = (decode_head(body) for body in bodies)
         return {head.key: head for head in heads}
 
+    def _load_sqlalchemy(self, conn: Connection, keys: Sequence[SessionKey]) -> list[bytes]:
+        if len(keys) == 1:
+            a, u, s = keys[0]
+            return [row[0] for row in conn.execute(self._select_one, {"a": a, "u": u, "s": s})]
+        bodies: list[bytes] = []
+        for start in range(0, len(keys), 300):
+            chunk = [tuple(k) for k in keys[start:start + 300]]
+            bodies.extend(row[0] for row in conn.execute(self._select_many, {"keys": chunk}))
+        return bodies
+
     def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
-        keys = list(dict.fromkeys(event.key for event in events))
+        if not events:
+            return
+        keys = list(dict.fromkeys(
+            SessionKey(event.app_name, event.user_id, event.session_id) for event in events))
         heads: dict[SessionKey, Head | None] = dict(self.load(conn, keys))
-        tag_changes: list[Head] = []
+        retagged: set[SessionKey] = set()
         for event in events:
-            head = fold(heads.get(event.key), event)
-            heads[event.key] = head
-            if isinstance(event.data, (SessionCreated, SessionPurged)):
-                tag_changes.append(head)
+            key = SessionKey(event.app_name, event.user_id, event.session_id)
+            heads[key] = advance(heads.get(key), event)
+            if event.type in _RETAGS:
+                retagged.add(key)
         rows = [_row(head) for head in heads.values() if head is not None]
-        conn.execute(self._upserts[conn.dialect.name], rows)
-        for head in tag_changes:
-            conn.execute(self._clear_tags, {"a": head.app_name, "u": head.user_id,
-                                            "s": head.session_id})
-            if head.tags:
+        self._write(conn, rows)
+        for key in retagged:
+            head = heads[key]
+            conn.execute(self._clear_tags, {"a": key.app_name, "u": key.user_id,
+                                            "s": key.session_id})
+            if head is not None and head.tags:
                 conn.execute(self.tags.insert(), [
-                    {"app_name": head.app_name, "user_id": head.user_id,
-                     "session_id": head.session_id, "tag": tag} for tag in set(head.tags)])
+                    {"app_name": key.app_name, "user_id": key.user_id,
+                     "session_id": key.session_id, "tag": tag} for tag in set(head.tags)])
+
+    def _write(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        driver: Any = conn.connection.driver_connection
+        if isinstance(driver, sqlite3.Connection):
+            driver.executemany(self._sql.upsert_sqlite, rows)
+        elif conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            await_(driver.execute(self._sql.upsert_asyncpg, *columns))
+        else:
+            conn.execute(self._upserts[conn.dialect.name],
+                         [dict(zip(_ROW, row, strict=True)) for row in rows])
 
 
-def _row(head: Head) -> dict[str, Any]:
-    return {
-        "app_name": head.app_name, "user_id": head.user_id, "session_id": head.session_id,
-        "version": head.version, "status": head.status, "deleted": head.deleted,
-        "created_at": head.created_at, "last_update_time": head.last_update_time,
-        "expires_at": head.expires_at, "body": encode_head(head),
-    }
+_RETAGS = frozenset({"SessionCreated", "SessionPurged"})
+"""Event types after which a session's tag rows are written again."""
+
+_ROW = ("app_name", "user_id", "session_id", "version", "status", "deleted", "created_at",
+        "last_update_time", "expires_at", "body")
+"""The columns of a heads row, in `_row` order."""
+
+
+def _row(head: Head) -> tuple[Any, ...]:
+    return (head.app_name, head.user_id, head.session_id, head.version, head.status,
+            head.deleted, head.created_at, head.last_update_time, head.expires_at,
+            encode_head(head))
+
+
+class _Statements:
+    """The heads table's load and upsert as plain SQL for sqlite3 and asyncpg."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.select_one = (f"SELECT body FROM {table} WHERE app_name = ? AND user_id = ? "
+                           "AND session_id = ?")
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _ROW[3:])
+        conflict = f"ON CONFLICT (app_name, user_id, session_id) DO UPDATE SET {updates}"
+        self.upsert_sqlite = (f"INSERT INTO {table} ({', '.join(_ROW)}) VALUES "
+                              f"({', '.join('?' * len(_ROW))}) {conflict}")
+        self.load_pg = (f"SELECT h.body FROM {table} h JOIN unnest($1::text[], $2::text[], "
+                        "$3::text[]) AS k(a, u, s) ON h.app_name = k.a AND h.user_id = k.u "
+                        "AND h.session_id = k.s")
+        self.upsert_asyncpg = (
+            f"INSERT INTO {table} ({', '.join(_ROW)}) SELECT * FROM unnest($1::text[], "
+            "$2::text[], $3::text[], $4::int[], $5::text[], $6::bool[], $7::float8[], "
+            f"$8::float8[], $9::float8[], $10::bytea[]) {conflict}")
+
+    def load_sqlite(self, driver: sqlite3.Connection, keys: Sequence[SessionKey]
+                    ) -> list[bytes]:
+        if len(keys) == 1:
+            return [row[0] for row in driver.execute(self.select_one, keys[0])]
+        bodies: list[bytes] = []
+        for start in range(0, len(keys), 300):
+            chunk = keys[start:start + 300]
+            query = (f"SELECT body FROM {self.table} WHERE (app_name, user_id, session_id) "
+                     "IN (VALUES " + ", ".join(["(?, ?, ?)"] * len(chunk)) + ")")
+            bodies.extend(row[0] for row in driver.execute(
+                query, [part for key in chunk for part in key]))
+        return bodies
+
+    def load_asyncpg(self, driver: Any, keys: Sequence[SessionKey]) -> list[bytes]:
+        apps, users, sessions = (list(part) for part in zip(*keys, strict=True))
+        return [row[0] for row in await_(driver.fetch(self.load_pg, apps, users, sessions))]
