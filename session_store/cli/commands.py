@@ -8,6 +8,7 @@ Errors a user can act on are raised as `SessionStoreError`s and reported by
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -125,11 +126,8 @@ async def rebuild(store: SessionStore, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with render.progress("rebuilding", await _count_events(store),
                          enabled=not args.json) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.update(bar.tasks[0].id, total=max(total, done))
-            render.advance(bar, done - int(bar.tasks[0].completed), started)
-
-        report = await store.rebuild(names, progress=progress)
+        report = await store.rebuild(
+            names, progress=lambda done, total: render.update(bar, done, started, total=total))
     elapsed = time.perf_counter() - started
     rate = report.events / report.seconds if report.seconds > 0 else 0.0
     summary = {"projections": list(report.names), "events": report.events,
@@ -265,20 +263,29 @@ def _shared(payload: Payload, scope: str) -> dict[str, Any]:
 
 async def import_adk(store: SessionStore, args: argparse.Namespace) -> int:
     try:
+        from session_store.adapters.adk_import import ImportProgress
         from session_store.adapters.adk_import import import_adk as run_import
     except ImportError as error:
         raise SessionStoreError(f"import-adk needs Google ADK: pip install "
                                 f"'session-store[adk]' ({error})") from None
     started = time.perf_counter()
-    with render.progress("importing", None, enabled=not args.json) as bar:
-        report = await run_import(args.source, store,
-                                  progress=lambda *_: render.advance(bar, 1, started, "sessions"))
-    summary = msgspec.to_builtins(report) if isinstance(report, msgspec.Struct) else (
-        vars(report) if hasattr(report, "__dict__") else str(report))
+    with render.progress("importing sessions", None, enabled=not args.json) as bar:
+        def progress(done: ImportProgress) -> None:
+            render.update(bar, done.sessions_done, started, "sessions",
+                          total=done.sessions_total)
+
+        report = await run_import(args.source, store, progress=progress)
+    summary = dataclasses.asdict(report)
     if args.json:
         render.print_json(summary)
-    else:
-        render.out.print(f"Imported from {args.source}: {summary}")
+        return 0
+    render.out.print(
+        f"Imported from {args.source} ({report.source}): {report.sessions_created:,} new of "
+        f"{report.sessions_found:,} sessions, {report.events_imported:,} new of "
+        f"{report.events_found:,} events, {report.state_fixes:,} state fix(es) in "
+        f"{report.seconds:.2f}s", markup=False)
+    for skipped in report.skipped:
+        render.out.print(f"  skipped {skipped}", markup=False)
     return 0
 
 

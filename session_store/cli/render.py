@@ -82,9 +82,17 @@ def progress(description: str, total: int | None, *, enabled: bool = True
 
 
 def advance(bar: Progress, steps: int, started: float, unit: str = "events") -> None:
+    """Move the bar `steps` further."""
+    update(bar, int(bar.tasks[0].completed) + steps, started, unit)
+
+
+def update(bar: Progress, done: int, started: float, unit: str = "events", *,
+           total: int | None = None) -> None:
+    """Set the bar to `done` (of `total` when given), with the rate since `started`."""
     task = bar.tasks[0]
-    done = task.completed + steps
     elapsed = max(time.perf_counter() - started, 1e-9)
+    if total is not None:
+        bar.update(task.id, total=max(total, done))
     bar.update(task.id, completed=done, rate=f"{done / elapsed:,.0f} {unit}/s")
 
 
