@@ -326,7 +326,7 @@ class HeadsProjection:
         self._clear_tags = t.delete().where(
             t.c.app_name == sa.bindparam("a"), t.c.user_id == sa.bindparam("u"),
             t.c.session_id == sa.bindparam("s"))
-        self._sql = _Statements(h.name)
+        self._sql = _Statements(h.name, t.name)
 
     def tables(self) -> Sequence[sa.Table]:
         return (self.heads, self.tags)
@@ -369,14 +369,28 @@ class HeadsProjection:
                 retagged.add(key)
         rows = [_row(head) for head in heads.values() if head is not None]
         self._write(conn, rows)
-        for key in retagged:
+        if retagged:
+            self._retag(conn, retagged, heads)
+
+    def _retag(self, conn: Connection, keys: set[SessionKey],
+               heads: dict[SessionKey, Head | None]) -> None:
+        """Replace the tag rows of `keys` with their heads' tags (two statements in all)."""
+        tagged: list[tuple[str, str, str, str]] = []
+        for key in keys:
             head = heads[key]
-            conn.execute(self._clear_tags, {"a": key.app_name, "u": key.user_id,
-                                            "s": key.session_id})
-            if head is not None and head.tags:
-                conn.execute(self.tags.insert(), [
-                    {"app_name": key.app_name, "user_id": key.user_id,
-                     "session_id": key.session_id, "tag": tag} for tag in set(head.tags)])
+            if head is not None:
+                tagged.extend((*key, tag) for tag in set(head.tags))
+        driver: Any = conn.connection.driver_connection
+        if isinstance(driver, sqlite3.Connection):
+            driver.executemany(self._sql.clear_tags, list(keys))
+            if tagged:
+                driver.executemany(self._sql.insert_tags, tagged)
+            return
+        conn.execute(self._clear_tags, [{"a": a, "u": u, "s": s} for a, u, s in keys])
+        if tagged:
+            conn.execute(self.tags.insert(), [
+                {"app_name": a, "user_id": u, "session_id": s, "tag": tag}
+                for a, u, s, tag in tagged])
 
     def _write(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         driver: Any = conn.connection.driver_connection
@@ -407,8 +421,12 @@ def _row(head: Head) -> tuple[Any, ...]:
 class _Statements:
     """The heads table's load and upsert as plain SQL for sqlite3 and asyncpg."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, tags: str) -> None:
         self.table = table
+        self.clear_tags = (f"DELETE FROM {tags} WHERE app_name = ? AND user_id = ? "
+                           "AND session_id = ?")
+        self.insert_tags = f"INSERT INTO {tags} (app_name, user_id, session_id, tag) VALUES " \
+                           "(?, ?, ?, ?)"
         self.select_one = (f"SELECT body FROM {table} WHERE app_name = ? AND user_id = ? "
                            "AND session_id = ?")
         updates = ", ".join(f"{c} = excluded.{c}" for c in _ROW[3:])
