@@ -1,5 +1,6 @@
 """Every Python example in README.md runs, so the README cannot drift from the code;
-every `session-store ...` line in its shell examples parses with the real CLI parser."""
+every `session-store ...` line in its shell examples parses with the real CLI parser, and
+every link to a file points at one in this repository."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from session_store.cli import build_parser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
 def blocks(language: str) -> list[str]:
@@ -42,3 +44,12 @@ def test_cli_examples_parse() -> None:
     assert len(commands) >= 8
     for argv in commands:
         parser.parse_args(argv)
+
+
+def test_file_links_stay_inside_the_repository() -> None:
+    links = [link for link in _LINK.findall(README.read_text()) if "://" not in link]
+    assert {"docs/API.md", "docs/DESIGN.md"} <= set(links)
+    root = README.parent.resolve()
+    for link in links:
+        target = (README.parent / link).resolve()
+        assert target.is_relative_to(root) and target.exists(), link
