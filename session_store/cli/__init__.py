@@ -168,11 +168,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _settle(store: SessionStore) -> None:
     """Let catch-up read models fold what this command appended, so the next command sees
     them current (and the follower is idle when it is stopped)."""
-    try:
-        await store.projections.wait_for(await store.log.last_position(), timeout=15)
-    except TimeoutError:
-        structlog.get_logger("session_store.cli").warning(
-            "projections.behind", hint="they catch up the next time the store is opened")
+    await commands.catch_up(store, 15, "they catch up the next time the store is opened")
 
 
 def explain(error: BaseException, db: str | None) -> str | None:

@@ -133,11 +133,8 @@ async def rebuild(store: SessionStore, args: argparse.Namespace) -> int:
     summary = {"projections": list(report.names), "events": report.events,
                "seconds": report.seconds, "events_per_second": rate,
                "position": report.position}
-    if args.json:
-        render.print_json(summary)
-    else:
-        render.out.print(f"Rebuilt {', '.join(report.names)} from {report.events:,} events in "
-                         f"{elapsed:.2f}s ({rate:,.0f} events/s)")
+    render.result(summary, f"Rebuilt {', '.join(report.names)} from {report.events:,} events "
+                           f"in {elapsed:.2f}s ({rate:,.0f} events/s)", as_json=args.json)
     return 0
 
 
@@ -148,7 +145,10 @@ async def _count_events(store: SessionStore) -> int:
 
 
 async def analytics(store: SessionStore, args: argparse.Namespace) -> int:
-    await catch_up(store)
+    # A fresh process has written nothing, so the store's read-your-writes does not cover
+    # what other processes wrote: fold the whole log first.
+    await catch_up(store, figures.CATCH_UP_SECONDS,
+                   "the figures leave out the newest events; run the command again")
     found = await figures.analytics(store, args.by, app_name=args.app)
     if args.json:
         render.print_json(found.as_json())
@@ -157,15 +157,14 @@ async def analytics(store: SessionStore, args: argparse.Namespace) -> int:
     return 0
 
 
-async def catch_up(store: SessionStore) -> None:
-    """Wait until catch-up read models have folded the whole log (a fresh process has not
-    written anything, so the store's read-your-writes does not cover what others wrote)."""
+async def catch_up(store: SessionStore, timeout: float, hint: str) -> None:
+    """Wait until catch-up read models have folded the whole log as it is now; after
+    `timeout` seconds, log a warning with `hint` and go on."""
     last = await store.log.last_position()
     try:
-        await store.wait_for(last, figures.CATCH_UP_SECONDS)
+        await store.wait_for(last, timeout)
     except TimeoutError:
-        log.warning("projections.behind", position=last, waited=figures.CATCH_UP_SECONDS,
-                    hint="the figures leave out the newest events; run the command again")
+        log.warning("projections.behind", position=last, waited=timeout, hint=hint)
 
 
 def show_analytics(found: figures.Figures, *, limit: int | None = 50) -> None:
@@ -239,12 +238,9 @@ async def import_file(store: SessionStore, args: argparse.Namespace) -> int:
                     event_ids=[f"{event_id}:{scope}" for event_id, _ in shared]))
         await store.log.commit(appends)
         imported += len(records)
-    result = {"streams": len(streams), "events": imported}
-    if args.json:
-        render.print_json(result)
-    else:
-        render.out.print(f"Imported {imported:,} events of {len(streams)} session(s) "
-                         f"from {args.file}")
+    render.result({"streams": len(streams), "events": imported},
+                  f"Imported {imported:,} events of {len(streams)} session(s) from {args.file}",
+                  as_json=args.json)
     return 0
 
 
@@ -275,17 +271,11 @@ async def import_adk(store: SessionStore, args: argparse.Namespace) -> int:
                           total=done.sessions_total)
 
         report = await run_import(args.source, store, progress=progress)
-    summary = dataclasses.asdict(report)
-    if args.json:
-        render.print_json(summary)
-        return 0
-    render.out.print(
-        f"Imported from {args.source} ({report.source}): {report.sessions_created:,} new of "
-        f"{report.sessions_found:,} sessions, {report.events_imported:,} new of "
-        f"{report.events_found:,} events, {report.state_fixes:,} state fix(es) in "
-        f"{report.seconds:.2f}s", markup=False)
-    for skipped in report.skipped:
-        render.out.print(f"  skipped {skipped}", markup=False)
+    lines = [f"Imported from {args.source} ({report.source}): {report.sessions_created:,} new "
+             f"of {report.sessions_found:,} sessions, {report.events_imported:,} new of "
+             f"{report.events_found:,} events, {report.state_fixes:,} state fix(es) in "
+             f"{report.seconds:.2f}s", *(f"  skipped {skipped}" for skipped in report.skipped)]
+    render.result(dataclasses.asdict(report), "\n".join(lines), as_json=args.json)
     return 0
 
 

@@ -47,6 +47,14 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+def result(value: Any, text: str, *, as_json: bool) -> None:
+    """A command's result: `value` as JSON for machines, else `text` (printed as is)."""
+    if as_json:
+        print_json(value)
+    else:
+        out.print(text, markup=False)
+
+
 def when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
@@ -99,13 +107,10 @@ def update(bar: Progress, done: int, started: float, unit: str = "events", *,
 # --- sessions -----------------------------------------------------------------------------
 
 def session_summary(session: Session) -> dict[str, Any]:
-    return {
-        "app_name": session.app_name, "user_id": session.user_id, "id": session.id,
-        "status": session.status, "version": session.version, "state": dict(session.state),
-        "metadata": dict(session.metadata), "tags": list(session.tags),
-        "created_at": session.created_at, "last_update_time": session.last_update_time,
-        "expires_at": session.expires_at,
-    }
+    """The session's own JSON form (`Session.to_dict`) without its events."""
+    summary = session.to_dict()
+    del summary["events"]
+    return summary
 
 
 _STATUS_STYLE = {"active": "green", "archived": "blue", "ended": "magenta", "expired": "yellow"}
