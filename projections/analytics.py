@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -184,17 +184,7 @@ class AnalyticsProjection:
                      else sa.tuple_(*pk).in_(chunk))
             for found in conn.execute(sa.select(*table.columns).where(where)).mappings():
                 stored[tuple(found[n] for n in names)] = found
-        rows = []
-        for key, change in changes.items():
-            row = stored.get(key)
-            total = change
-            if row is not None:
-                total = Tally.from_row(row)
-                total.merge(change)
-            values = {**dict(zip(names, key, strict=True)), **total.values()}
-            if table is self.sessions:
-                values["deleted"] = bool(row["deleted"]) if row is not None else False
-            rows.append(values)
+        rows = _merged(changes, stored, names, table is self.sessions)
         conn.execute(self._upserts[conn.dialect.name, table.name], rows)
 
     def _merge_sqlite(self, driver: sqlite3.Connection, table: sa.Table, names: list[str],
@@ -212,17 +202,8 @@ class AnalyticsProjection:
             for found in driver.execute(query, [part for key in chunk for part in key]):
                 stored[tuple(found[:width])] = dict(zip(columns, found, strict=True))
         sessions = table is self.sessions
-        rows = []
-        for key, change in changes.items():
-            row = stored.get(key)
-            total = change
-            if row is not None:
-                total = Tally.from_row(row)
-                total.merge(change)
-            values = {**dict(zip(names, key, strict=True)), **total.values()}
-            if sessions:
-                values["deleted"] = bool(row["deleted"]) if row is not None else False
-            rows.append(tuple(values[c] for c in columns))
+        rows = [tuple(values[c] for c in columns)
+                for values in _merged(changes, stored, names, sessions)]
         extra = ["deleted"] if sessions else []
         updates = ", ".join(f"{c} = excluded.{c}" for c in [*extra, *_TALLY])
         driver.executemany(
@@ -335,3 +316,20 @@ def _stats(tally: Tally, **key: Any) -> Stats:
                  messages_by_role=dict(sorted(tally.roles.items())), tokens_in=tally.tokens_in,
                  tokens_out=tally.tokens_out, response_time=tally.response_times(),
                  last_update_time=tally.last_update_time)
+
+
+def _merged(changes: dict[Key, Tally], stored: Mapping[Key, Any], names: list[str],
+            sessions: bool) -> list[dict[str, Any]]:
+    """Each changed key's stored tally plus its change, as column values to upsert."""
+    rows = []
+    for key, change in changes.items():
+        row = stored.get(key)
+        total = change
+        if row is not None:
+            total = Tally.from_row(row)
+            total.merge(change)
+        values = {**dict(zip(names, key, strict=True)), **total.values()}
+        if sessions:
+            values["deleted"] = bool(row["deleted"]) if row is not None else False
+        rows.append(values)
+    return rows
