@@ -172,7 +172,6 @@ def _plan(commit: Commit, heads: dict[SessionKey, tuple[int, str]], position: in
     planned: list[RecordedEvent] = []
     rows: list[Row] = []
     local: dict[SessionKey, tuple[int, str]] = {}
-    at = repr(now)
     for append in commit:
         key = append.key
         version, previous = local.get(key) or heads.get(key) or (0, "")
@@ -185,17 +184,12 @@ def _plan(commit: Commit, heads: dict[SessionKey, tuple[int, str]], position: in
                 expected=expected, actual=version,
             )
         app, user, session = key
-        prefix = f"{app}\x1f{user}\x1f{session}\x1f"
         for payload, data, event_id in zip(append.payloads, append.encoded, append.event_ids,
                                            strict=True):
             version += 1
             position += 1
             type_name = type(payload).__name__
-            # Inlined `chain_hash` (same bytes): this loop runs once per event.
-            digest = hashlib.sha256(previous.encode())
-            digest.update(f"{prefix}{version}\x1f{type_name}\x1f{event_id}\x1f{at}".encode())
-            digest.update(data)
-            previous = digest.hexdigest()
+            previous = chain_hash(previous, key, version, type_name, event_id, now, data)
             planned.append(RecordedEvent(
                 position=position, app_name=app, user_id=user, session_id=session,
                 version=version, type=type_name, data=payload,  # type: ignore[arg-type]
