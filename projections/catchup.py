@@ -28,6 +28,8 @@ log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 1000
 RETRY_DELAY = 1.0
+LINGER = 0.05
+"""Seconds a follower waits after a wake-up for more appends before it reads and folds."""
 
 
 def fold_batch(conn: Connection, projections: Sequence[tuple[Projection, str]],
@@ -56,18 +58,19 @@ class Follower:
 
     def __init__(self, event_log: EventLog, projections: Sequence[Projection], *,
                  checkpoints: Sequence[str] | None = None, batch_size: int = BATCH_SIZE,
-                 poll_interval: float = 0.25, linger: float = 0.02) -> None:
+                 poll_interval: float = 0.25, linger: float = LINGER) -> None:
         names = list(checkpoints) if checkpoints is not None else [p.name for p in projections]
         self.log = event_log
         self.projections = list(zip(projections, names, strict=True))
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.linger = linger
-        """Seconds to wait for more events before folding a batch that is not yet full."""
         self.positions: dict[str, int] = dict.fromkeys(names, 0)
         self.batches = 0
         self.error: BaseException | None = None
         self._changed = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._waiters = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -119,8 +122,15 @@ class Follower:
         self._changed = asyncio.Event()
 
     async def wait_for(self, position: int) -> None:
-        while self.position < position:
-            await self._changed.wait()
+        if self.position >= position:
+            return
+        self._waiters += 1
+        self._hurry.set()
+        try:
+            while self.position < position:
+                await self._changed.wait()
+        finally:
+            self._waiters -= 1
 
     async def _run(self) -> None:
         while True:
@@ -136,41 +146,15 @@ class Follower:
                 await asyncio.sleep(RETRY_DELAY)
 
     async def _follow(self) -> None:
-        queue: asyncio.Queue[RecordedEvent | BaseException] = asyncio.Queue(
-            maxsize=self.batch_size * 2)
-
-        async def produce() -> None:
-            try:
-                async for record in self.log.subscribe(from_position=self.position + 1,
-                                                       poll_interval=self.poll_interval):
-                    await queue.put(record)
-            except Exception as error:  # noqa: BLE001 - handed to the consumer
-                await queue.put(error)
-
-        producer = asyncio.create_task(produce(), name="session-store-catchup-read")
-        try:
-            while True:
-                batch: list[RecordedEvent] = []
-                item = await queue.get()
-                while True:
-                    if isinstance(item, BaseException):
-                        raise item
-                    batch.append(item)
-                    if len(batch) >= self.batch_size:
-                        break
-                    if queue.empty():
-                        # Linger briefly for more: under a steady trickle of small appends
-                        # this turns one write transaction per event into one per batch.
-                        try:
-                            async with asyncio.timeout(self.linger):
-                                item = await queue.get()
-                        except TimeoutError:
-                            break
-                    else:
-                        item = queue.get_nowait()
-                await self.commit(batch)
-                self.error = None
-        finally:
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await producer
+        while True:
+            if await self.step() == self.batch_size:
+                continue  # behind: no waiting until caught up
+            await self.log.wait_past(self.position, self.poll_interval)
+            # Linger for more: under a steady trickle of small appends this reads and folds
+            # many of them in one transaction instead of one each. A reader waiting for a
+            # position (`wait_for`) cuts it short.
+            if self._waiters == 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.linger):
+                        await self._hurry.wait()
+            self._hurry.clear()

@@ -63,7 +63,10 @@ class EventLog:
         await self.run_schema(prepare)
 
     async def run_schema(self, function: Any, *args: Any) -> Any:
-        """Run `function(sync_connection, *args)` in a write transaction (DDL, migrations)."""
+        """Run `function(sync_connection, *args)` in a write transaction (DDL, migrations,
+        catch-up folds); on SQLite in turn with the appends once the writer runs."""
+        if isinstance(self._writer, ThreadWriter) and not self._closed:
+            return await self._writer.run(function, *args)
         if self.db.write_engine is not None:
             engine = self.db.write_engine
 
@@ -243,7 +246,7 @@ class EventLog:
         position = from_position
         type_list = list(types) if types is not None else None
         while True:
-            woken = self._appended
+            known = self._last_position  # an append committing during the read is past it
             seen = False
             async for record in self.read_all(from_position=position, types=type_list,
                                               app_name=app_name, user_id=user_id):
@@ -251,11 +254,19 @@ class EventLog:
                 position = record.position + 1
                 yield record
             if not seen:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-                # cancellation that races its timeout, and the follower never stops.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(poll_interval):
-                        await woken.wait()
+                await self.wait_past(known, poll_interval)
+
+    async def wait_past(self, position: int, timeout: float) -> None:
+        """Return once an append of this process has committed past `position`, or after
+        `timeout` seconds (appends of other processes wake nobody: poll)."""
+        woken = self._appended
+        if self._last_position > position:
+            return
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that races its timeout, and the waiter never stops.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await woken.wait()
 
     async def stream_version(self, key: SessionKey) -> int:
         """The stream's current version (0 when it does not exist)."""

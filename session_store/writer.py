@@ -214,7 +214,8 @@ def _closed_error() -> StoreUnavailable:
     return StoreUnavailable("the store is closed: open it again to append")
 
 
-def _settle(future: asyncio.Future[list[RecordedEvent]], result: Result) -> None:
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    """Hand `result` (a value, or an exception to raise) to the future's awaiter."""
     if future.done():
         return
     if isinstance(result, BaseException):
@@ -226,6 +227,8 @@ def _settle(future: asyncio.Future[list[RecordedEvent]], result: Result) -> None
 Pending = tuple[Commit, "asyncio.Future[list[RecordedEvent]]"]
 Wave = tuple[list[Pending], asyncio.AbstractEventLoop]
 """Commits submitted in one iteration of an event loop, handed to the writer thread at once."""
+Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+"""Any other write transaction (a catch-up batch, DDL), run by the writer thread in turn."""
 
 
 class ThreadWriter:
@@ -240,7 +243,7 @@ class ThreadWriter:
         self._engine = engine
         self._inline = inline
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[Wave | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Wave | Job | None] = queue.SimpleQueue()
         self._gathering: dict[asyncio.AbstractEventLoop, list[Pending]] = {}
         self._closing = threading.Lock()
         self._closed = False
@@ -261,6 +264,23 @@ class ThreadWriter:
             wave = self._gathering[loop] = []
             loop.call_soon(self._hand_off, loop)
         wave.append((commit, future))
+        return await future
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run `function(connection, *args)` in a write transaction of the writer's own.
+
+        In-process writers other than appends (catch-up folds, rebuild chunks) come here
+        rather than to a second connection: they take turns with the appends instead of
+        contending for SQLite's lock, whose busy handler sleeps milliseconds at a time.
+        """
+        if self._closed:
+            raise _closed_error()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._closing:
+            if self._closed:
+                raise _closed_error()
+            self._queue.put((function, args, future, loop))
         return await future
 
     def _hand_off(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -287,8 +307,12 @@ class ThreadWriter:
                 item = self._queue.get()
                 if item is None:
                     return
+                if len(item) == 4:
+                    self._job(conn, item)
+                    continue
                 batch = [(pending, item[1]) for pending in item[0]]
                 stop = False
+                job: Job | None = None
                 while len(batch) < MAX_BATCH_COMMITS:
                     try:
                         more = self._queue.get_nowait()
@@ -297,11 +321,27 @@ class ThreadWriter:
                     if more is None:
                         stop = True
                         break
+                    if len(more) == 4:
+                        job = more  # after this batch, in submission order
+                        break
                     batch.extend((pending, more[1]) for pending in more[0])
                 for start in range(0, len(batch), MAX_BATCH_COMMITS):
                     self._write(conn, batch[start:start + MAX_BATCH_COMMITS])
+                if job is not None:
+                    self._job(conn, job)
                 if stop:
                     return
+
+    @staticmethod
+    def _job(conn: Connection, job: Job) -> None:
+        function, args, future, loop = job
+        try:
+            with conn.begin():
+                result = function(conn, *args)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            loop.call_soon_threadsafe(_settle, future, error)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result)
 
     def _write(self, conn: Connection, batch: list[tuple[Pending, asyncio.AbstractEventLoop]]
                ) -> None:
