@@ -106,17 +106,19 @@ class EventCache:
     Building an ADK `Event` (pydantic validation of every part) is most of what
     a full `get_session` costs; a deep copy is about 40% cheaper. Log events
     never change, so a cached one never goes stale; callers always get a copy.
+    A just-appended event is kept as its store message and decoded by the first
+    read that wants it, so an append does not pay for a read that may never come.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._events: OrderedDict[str, AdkEvent] = OrderedDict()
+        self._events: OrderedDict[str, AdkEvent | Event] = OrderedDict()
 
     def get(self, message: Event) -> AdkEvent:
         if self.size <= 0:
             return from_store_event(message)
         cached = self._events.get(message.id)
-        if cached is None:
+        if not isinstance(cached, AdkEvent):
             cached = from_store_event(message)
             self._remember(message.id, cached)
         else:
@@ -124,12 +126,13 @@ class EventCache:
         return copy.deepcopy(cached)
 
     def put(self, message: Event) -> None:
-        """Cache a just-appended event as a read will see it (state as JSON, like ADK's)."""
+        """Remember a just-appended event (state as JSON, like ADK's) for later reads."""
         if self.size > 0:
-            self._remember(message.id, from_store_event(message))
+            self._remember(message.id, message)
 
-    def _remember(self, event_id: str, event: AdkEvent) -> None:
+    def _remember(self, event_id: str, event: AdkEvent | Event) -> None:
         self._events[event_id] = event
+        self._events.move_to_end(event_id)
         if len(self._events) > self.size:
             self._events.popitem(last=False)
 

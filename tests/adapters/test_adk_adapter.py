@@ -452,3 +452,15 @@ async def test_reads_hand_out_independent_copies(store_url: str, cache: int) -> 
 def rich_event_like(original: AdkEvent) -> AdkEvent:
     """`rich_event()` with the id and timestamp `original` got."""
     return rich_event().model_copy(update={"id": original.id, "timestamp": original.timestamp})
+
+
+def test_store_event_ids_are_uuid5_of_session_and_adk_id() -> None:
+    """The ids are stored (and make re-imports idempotent): they must stay exactly uuid5."""
+    import uuid
+
+    from session_store.adapters.adk_codec import _ID_NAMESPACE, store_event_id
+    from session_store.events import SessionKey
+
+    for parts in (("app", "u", "s", "e-1"), ("", "", "", ""), ("äpp", "用户", "s\x1f", "é")):
+        expected = str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+        assert store_event_id(SessionKey(*parts[:3]), parts[3]) == expected
