@@ -33,6 +33,10 @@ Loaded = tuple[dict[SessionKey, tuple[int, str]], int, dict[str, RecordedEvent]]
 _COLUMNS = ", ".join(column.name for column in RECORD_COLUMNS)
 
 
+class StaleHeads(Exception):
+    """A batch was planned on heads someone else has moved past: plan it again."""
+
+
 class SQLiteAppend:
     """The hot statements on SQLite, on the raw driver cursor of the writer's connection.
 
@@ -51,6 +55,14 @@ class SQLiteAppend:
     @staticmethod
     def lock(conn: Connection) -> None:
         pass
+
+    @classmethod
+    def current(cls, conn: Connection, position: int) -> bool:
+        """Whether `position` is still the log's last (no one else appended since)."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        last = cursor.execute(cls._LAST).fetchone()[0] or 0
+        cursor.close()
+        return bool(last == position)
 
     @classmethod
     def load(cls, conn: Connection, keys: set[SessionKey], event_ids: list[str]) -> Loaded:
@@ -112,17 +124,24 @@ class PostgresAppend:
     _WRITE = (
         f"WITH inserted AS (INSERT INTO ss_events ({_COLUMNS}) SELECT * FROM unnest("
         "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], "
-        "$7::smallint[], $8::bytea[], $9::text[], $10::float8[], $11::text[])), "
+        "$7::smallint[], $8::bytea[], $9::text[], $10::float8[], $11::text[]) "
+        "WHERE (SELECT coalesce(max(position), 0) FROM ss_events) = $18::bigint RETURNING 1), "
         "heads AS (INSERT INTO ss_streams (app_name, user_id, session_id, version, hash) "
         "SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::int[], $16::text[]) "
         "ON CONFLICT (app_name, user_id, session_id) "
         "DO UPDATE SET version = excluded.version, hash = excluded.hash) "
-        "SELECT pg_notify('ss_events', $17::text)"
+        "SELECT pg_notify('ss_events', $17::text), (SELECT count(*) FROM inserted)"
     )
+    """One round trip: the rows (only if the log still ends where the batch was planned to
+    follow it; otherwise none, and `write` raises `StaleHeads`), the heads, the wake-up."""
 
     @classmethod
     def lock(cls, conn: Connection) -> None:
         conn.execute(cls._LOCK)
+
+    @staticmethod
+    def current(conn: Connection, position: int) -> bool:
+        return True  # checked by `write` in the same round trip
 
     @staticmethod
     def _driver(conn: Connection) -> Any:
@@ -151,7 +170,10 @@ class PostgresAppend:
     def write(cls, conn: Connection, rows: list[Row], heads: list[Head], position: int) -> None:
         columns = [list(column) for column in zip(*rows, strict=True)]
         head_columns = [list(column) for column in zip(*heads, strict=True)]
-        await_(cls._driver(conn).fetch(cls._WRITE, *columns, *head_columns, str(position)))
+        (_, inserted), = await_(cls._driver(conn).fetch(
+            cls._WRITE, *columns, *head_columns, str(position), rows[0][0] - 1))
+        if inserted != len(rows):
+            raise StaleHeads("the log moved on since this batch was planned")
 
 
 

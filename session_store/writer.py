@@ -86,16 +86,90 @@ def chain_hash(previous: str, key: SessionKey, version: int, type_name: str, eve
     return digest.hexdigest()
 
 
-def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply]
-                ) -> list[Result]:
-    """Check and write a batch of commits inside the caller's transaction."""
+class StreamCache:
+    """What the writer knew of the log at its last commit: the last position, and the
+    heads (version, hash) of the streams it loaded or wrote since, most recent kept.
+
+    A batch whose streams are all known skips loading them when the log still ends
+    at the cached position, so nobody else appended since (SQLite asks first;
+    PostgreSQL's write inserts nothing otherwise, in the same round trip, and the
+    batch fails). A replayed event id is not looked up either: the unique index
+    refuses it and the batch fails. A failed batch drops the cache and is written
+    again after a real load. A batch that would refuse a commit on the cached
+    heads is planned again on loaded ones before anything is written.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self.position: int | None = None
+        self.heads: dict[SessionKey, tuple[int, str]] = {}
+        self._staged: tuple[int, dict[SessionKey, tuple[int, str]]] | None = None
+
+    def lookup(self, keys: set[SessionKey]) -> tuple[dict[SessionKey, tuple[int, str]], int] | None:
+        if self.position is None:
+            return None
+        heads = self.heads
+        try:
+            return {key: heads[key] for key in keys}, self.position
+        except KeyError:
+            return None
+
+    def stage(self, position: int, heads: dict[SessionKey, tuple[int, str]]) -> None:
+        """What this transaction has seen and written; known once it commits."""
+        self._staged = (position, heads)
+
+    def committed(self) -> None:
+        if self._staged is None:
+            return
+        position, heads = self._staged
+        self._staged = None
+        self.position = position
+        self.heads.update(heads)
+        if len(self.heads) > self.size:
+            for key in list(self.heads)[:len(self.heads) - self.size // 2]:
+                del self.heads[key]
+
+    def clear(self) -> None:
+        self.position = None
+        self.heads.clear()
+        self._staged = None
+
+
+class _Refused(Exception):
+    """An optimistic batch would refuse a commit: plan it again on loaded heads."""
+
+
+def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply],
+                cache: StreamCache | None = None) -> list[Result]:
+    """Check and write a batch of commits inside the caller's transaction.
+
+    With a `cache` that knows every touched stream, the heads come from it (see
+    `StreamCache`); the caller must drop the cache and retry when this raises.
+    """
     sql = PostgresAppend if conn.dialect.name == "postgresql" else SQLiteAppend
     if not conn.info.get(WRITE_LOCK_HELD):
         sql.lock(conn)
+    keys = {append.key for commit in commits for append in commit}
+    known = cache.lookup(keys) if cache is not None else None
+    if known is not None and sql.current(conn, known[1]):
+        try:
+            return _write_planned(conn, commits, inline, cache, *known, {}, optimistic=True)
+        except _Refused:
+            pass
     caller_ids = [i for commit in commits for append in commit if append.caller_ids
                   for i in append.event_ids]
-    heads, position, stored = sql.load(
-        conn, {append.key for commit in commits for append in commit}, caller_ids)
+    heads, position, stored = sql.load(conn, keys, caller_ids)
+    return _write_planned(conn, commits, inline, cache, heads, position, stored,
+                          optimistic=False)
+
+
+def _write_planned(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply],
+                   cache: StreamCache | None, heads: dict[SessionKey, tuple[int, str]],
+                   position: int, stored: dict[str, RecordedEvent], *, optimistic: bool
+                   ) -> list[Result]:
+    sql = PostgresAppend if conn.dialect.name == "postgresql" else SQLiteAppend
+    caller_ids = not optimistic and any(append.caller_ids for commit in commits
+                                        for append in commit)
     now = time.time()
     results: list[Result] = []
     fresh: list[RecordedEvent] = []
@@ -109,6 +183,8 @@ def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[In
                 continue
             planned, planned_rows, planned_heads = _plan(commit, heads, position, now)
         except SessionStoreError as error:
+            if optimistic:
+                raise _Refused from error
             results.append(error)
             continue
         heads.update(planned_heads)
@@ -126,6 +202,8 @@ def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[In
             _erase_payloads(conn, key)
         for apply in inline:
             apply(conn, fresh)
+    if cache is not None:
+        cache.stage(position, heads)
     return results
 
 
@@ -243,6 +321,7 @@ class ThreadWriter:
         self._engine = engine
         self._inline = inline
         self._on_commit = on_commit
+        self._cache = StreamCache()
         self._queue: queue.SimpleQueue[Wave | Job | None] = queue.SimpleQueue()
         self._gathering: dict[asyncio.AbstractEventLoop, list[Pending]] = {}
         self._closing = threading.Lock()
@@ -346,13 +425,20 @@ class ThreadWriter:
     def _write(self, conn: Connection, batch: list[tuple[Pending, asyncio.AbstractEventLoop]]
                ) -> None:
         commits = [commit for (commit, _), _ in batch]
+        cache = self._cache
         try:
             try:
                 with conn.begin():
-                    results = write_batch(conn, commits, self._inline)
-            except Exception:  # noqa: BLE001 - retried one by one below
-                with conn.begin():
-                    results = write_each(conn, commits, self._inline)
+                    results = write_batch(conn, commits, self._inline, cache)
+                cache.committed()
+            except Exception:  # noqa: BLE001 - loaded afresh, then one by one
+                cache.clear()
+                try:
+                    with conn.begin():
+                        results = write_batch(conn, commits, self._inline)
+                except Exception:  # noqa: BLE001 - retried one by one below
+                    with conn.begin():
+                        results = write_each(conn, commits, self._inline)
         except Exception as error:  # noqa: BLE001 - the transaction itself failed
             log.error("session_store.write_failed", error=str(error), commits=len(commits))
             results = [error] * len(commits)
@@ -387,6 +473,7 @@ class TaskWriter:
         """The writer's own connection, kept between batches (checkout costs ~a round trip)."""
         self._inline = inline
         self._on_commit = on_commit
+        self._cache = StreamCache()
         self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -429,11 +516,17 @@ class TaskWriter:
 
     async def _write(self, batch: list[Pending]) -> None:
         commits = [commit for commit, _ in batch]
+        cache = self._cache
         try:
             try:
-                results = await self._transaction(write_batch, commits)
-            except Exception:  # noqa: BLE001 - retried one by one below
-                results = await self._transaction(write_each, commits)
+                results = await self._transaction(write_batch, commits, cache)
+                cache.committed()
+            except Exception:  # noqa: BLE001 - loaded afresh, then one by one
+                cache.clear()
+                try:
+                    results = await self._transaction(write_batch, commits)
+                except Exception:  # noqa: BLE001 - retried one by one below
+                    results = await self._transaction(write_each, commits)
         except Exception as error:  # noqa: BLE001 - the transaction itself failed
             log.error("session_store.write_failed", error=str(error), commits=len(commits))
             results = [error] * len(commits)
@@ -443,8 +536,8 @@ class TaskWriter:
         if last:
             self._on_commit(last)
 
-    async def _transaction(self, write: Callable[..., list[Result]], commits: list[Commit]
-                           ) -> list[Result]:
+    async def _transaction(self, write: Callable[..., list[Result]], commits: list[Commit],
+                           *args: Any) -> list[Result]:
         """Run `write` in a transaction that starts already holding the write lock.
 
         `BEGIN` and the lock go to the server in one round trip (SQLAlchemy, in autocommit
@@ -460,7 +553,7 @@ class TaskWriter:
             await driver.execute(BEGIN_LOCKED)
             fairy.info[WRITE_LOCK_HELD] = True
             try:
-                results = await conn.run_sync(write, commits, self._inline)
+                results = await conn.run_sync(write, commits, self._inline, *args)
                 await driver.execute("COMMIT")
             except BaseException:
                 await driver.execute("ROLLBACK")

@@ -24,6 +24,7 @@ from session_store.events import (
     SessionKey,
     StateChanged,
     Usage,
+    encode_payload,
 )
 from session_store.log import ANY, NO_STREAM, READ_BATCH, EventLog
 from session_store.validation import MAX_ID_LENGTH
@@ -390,6 +391,40 @@ async def test_a_failing_commit_is_isolated_by_its_savepoint(store_url: str) -> 
         assert await read_stream(log, poison) == []
         # The writer is still healthy.
         assert (await log.append(KEY, [state(a=1)]))[0].version == 1
+
+
+async def test_two_logs_on_one_database_see_each_others_appends(store_url: str) -> None:
+    """Each writer keeps what it last wrote (stream heads, last position) to skip reloading
+    it; appends by another writer in between must still be seen, never overwritten."""
+    async with opened_log(store_url) as first, opened_log(store_url) as second:
+        await first.append(KEY, [message("m0")])
+        await first.append(KEY, [message("m1")])  # `first` now knows KEY at version 2
+        await second.append(KEY, [message("m2")])  # ...which is no longer true
+        third = await first.append(KEY, [message("m3")])
+        assert third[0].version == 4
+        # An expected version that is right for the database, though not for what the
+        # writer last saw, is accepted; a stale one is refused with the real version.
+        await first.append(KEY, [message("m4")])  # `first` knows version 5 again
+        await second.append(KEY, [message("m5")])
+        assert (await first.append(KEY, [message("m6")], expected_version=6))[0].version == 7
+        await second.append(KEY, [message("m7")])  # `second` knows version 8
+        await first.append(KEY, [message("m8")])
+        with pytest.raises(ConcurrencyError) as raised:
+            await second.append(KEY, [message("m9")], expected_version=8)
+        assert raised.value.actual == 9
+        # A re-sent id is answered from the log even when the writer did not load it.
+        resent = await second.append(KEY, [message("m7")], event_ids=[third[0].event_id])
+        assert resent == third
+        recorded = await read_stream(first, KEY)
+        assert [r.version for r in recorded] == list(range(1, 10))
+        positions = [r.position for r in await read_all(first)]
+        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        previous = ""
+        for record in recorded:  # one unbroken chain across both writers
+            previous = chain_hash(previous, record.key, record.version, record.type,
+                                  record.event_id, record.recorded_at,
+                                  encode_payload(record.data))
+            assert record.hash == previous
 
 
 async def test_commit_spanning_streams_is_atomic(log: EventLog) -> None:
