@@ -88,7 +88,8 @@ def chain_hash(previous: str, key: SessionKey, version: int, type_name: str, eve
 
 class StreamCache:
     """What the writer knew of the log at its last commit: the last position, and the
-    heads (version, hash) of the streams it loaded or wrote since, most recent kept.
+    heads (version, hash) of the streams it loaded or wrote (up to `size`; when full,
+    the half first remembered is forgotten).
 
     A batch whose streams are all known skips loading them when the log still ends
     at the cached position, so nobody else appended since (SQLite asks first;
