@@ -14,20 +14,19 @@ live rows instead of swapping.
 from __future__ import annotations
 
 import asyncio
-import gc
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection
 
 from projections import engine, tables
 from projections.engine import Projection
+from session_store import gc_pause
 from session_store.events import RecordedEvent
 from session_store.log import EventLog
 from session_store.records import RECORD_COLUMNS, decode_rows
@@ -36,11 +35,6 @@ log = structlog.get_logger(__name__)
 
 CHUNK = 20_000
 """Events per write transaction of the pass (about 0.1 s of lock on SQLite)."""
-
-PASS_GC_THRESHOLD = 100_000
-"""The cyclic GC's first threshold during a pass (default 700): a pass allocates millions of
-short-lived containers, freed by reference counting, and each collection of the default
-schedule walks the chunks still held; about 12 % of a 1M-event rebuild. Restored after."""
 
 Progress = Callable[[int, int], None]
 """`progress(events_done, events_total)`; the total is the log's size when the pass began."""
@@ -125,22 +119,6 @@ _SELECT = (f"SELECT {', '.join(c.name for c in RECORD_COLUMNS)} FROM ss_events "
            "WHERE position > ? ORDER BY position LIMIT ?")
 
 
-_gc_state: dict[str, Any] = {"passes": 0, "saved": None}
-
-
-def _gc_relax(start: bool) -> None:
-    """Raise the GC threshold while any pass runs (passes may overlap); restore it after."""
-    if start:
-        if _gc_state["passes"] == 0:
-            saved = _gc_state["saved"] = gc.get_threshold()
-            gc.set_threshold(max(saved[0], PASS_GC_THRESHOLD), *saved[1:])
-        _gc_state["passes"] += 1
-        return
-    _gc_state["passes"] -= 1
-    if _gc_state["passes"] == 0 and _gc_state["saved"] is not None:
-        gc.set_threshold(*_gc_state["saved"])
-
-
 def _bulk(fresh: Sequence[Projection], conn: Connection | None) -> None:
     """Tell fresh projections that a bulk fill starts (conn None) or has ended."""
     for projection in fresh:
@@ -167,7 +145,7 @@ async def fold_pass(event_log: EventLog, fresh: Sequence[Projection], *,
     read = _reader(event_log)
     done = count = 0
     pending: asyncio.Task[list[RecordedEvent]] | None = asyncio.ensure_future(read(0, chunk))
-    _gc_relax(True)
+    gc_pause.hold()  # a pass allocates millions of short-lived objects: ~12 % of a rebuild
     try:
         while pending is not None:
             batch = await pending
@@ -182,7 +160,7 @@ async def fold_pass(event_log: EventLog, fresh: Sequence[Projection], *,
             if progress is not None:
                 progress(count, max(total, count))
     finally:
-        _gc_relax(False)
+        gc_pause.release()
         if pending is not None:
             pending.cancel()
     await event_log.run_schema(_index, fresh)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from projections.heads import ACTIVE, EXPIRED, HEADS, TAGS, Head, decode_head
 from session_store.errors import InvalidEvent
 from session_store.events import MessageAppended, RecordedEvent, SessionKey
+from session_store.gc_pause import fewer_collections
 from session_store.records import RECORD_COLUMNS, decode_row, decode_rows
 from session_store.schema import events
 from session_store.session import Session, TrackedTotals
@@ -187,7 +188,8 @@ async def load_session(engine: AsyncEngine, key: SessionKey, *, limit: int | Non
             if head is None or head.deleted:
                 return head, scoped, []
             return head, scoped, await recent_messages(conn, head, limit=limit, since=since)
-    found = decode_rows(rows) if rows else []
+    with fewer_collections():  # a long session decodes into thousands of objects
+        found = decode_rows(rows) if rows else []
     if limit is not None:
         found.reverse()
     if head is not None and head.retracted:

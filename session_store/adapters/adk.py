@@ -48,6 +48,7 @@ from session_store.errors import (
     SessionNotFound,
 )
 from session_store.events import Event, MessageAppended, SessionKey
+from session_store.gc_pause import fewer_collections
 from session_store.session import Session
 from session_store.store import SessionStore, open_store
 
@@ -233,12 +234,13 @@ class EventSourcedSessionService(BaseSessionService):
         )
         if stored is None:
             return None
-        events = [
-            self._events.get(recorded.data.message)
-            for recorded in stored.events
-            if isinstance(recorded.data, MessageAppended)
-            and (after is None or recorded.data.message.timestamp >= after)
-        ]
+        with fewer_collections():  # thousands of pydantic objects in one go
+            events = [
+                self._events.get(recorded.data.message)
+                for recorded in stored.events
+                if isinstance(recorded.data, MessageAppended)
+                and (after is None or recorded.data.message.timestamp >= after)
+            ]
         if after is not None and limit is not None:
             events = events[-limit:] if limit else []
         return _to_adk(stored, events)
