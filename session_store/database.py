@@ -89,7 +89,11 @@ def _sqlite(url: sa.URL, durability: Durability, busy_timeout: float) -> Databas
         f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}",
         f"PRAGMA synchronous = {durability.upper()}",
     )
-    engine = create_async_engine(url)
+    # No rollback when a read connection goes back to the pool: a SQLAlchemy connection
+    # already rolls back a transaction it began when it closes, and the driver-level reads
+    # (`reads.load_session`) begin none. The extra rollback was a hop to aiosqlite's thread,
+    # a third of a `get_session(num_recent_events=20)`.
+    engine = create_async_engine(url, pool_reset_on_return=None)
     write_engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"))
 
     @event.listens_for(engine.sync_engine, "connect")

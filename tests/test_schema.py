@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -82,3 +84,20 @@ async def test_postgres_refuses_truncate(pg_url: str) -> None:
             async with log.db.engine.begin() as conn:
                 await conn.execute(sa.text("TRUNCATE ss_events"))
         assert await count_rows(log) == 1
+
+
+async def test_a_read_connection_returned_uncommitted_holds_no_transaction(
+        store_url: str) -> None:
+    """Read connections go back to the pool without a reset rollback (SQLite): whatever a
+    caller left uncommitted must still be rolled back, and appends must not wait on it."""
+    async with opened_log(store_url) as log:
+        await log.append(KEY, [message("kept")])
+        async with log.db.engine.connect() as conn:
+            await conn.execute(sa.text(
+                "INSERT INTO ss_meta (key, value) VALUES ('left-open', 'x')"))
+        await asyncio.wait_for(log.append(KEY, [message("after")]), timeout=5)
+        async with log.db.engine.connect() as conn:
+            left = (await conn.execute(sa.text(
+                "SELECT count(*) FROM ss_meta WHERE key = 'left-open'"))).scalar()
+        assert left == 0
+        assert await count_rows(log) == 2
