@@ -116,11 +116,11 @@ class Tally:
         """The row columns (deterministic encodings, so equal tallies make equal rows)."""
         return {
             "interactions": self.interactions, "messages": self.messages,
-            "roles": json.dumps(self.roles, sort_keys=True, separators=(",", ":")),
+            "roles": _encode_roles(self.roles),
             "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
             "rt_count": self.rt_count, "rt_sum": self.rt_sum, "rt_min": self.rt_min,
             "rt_max": self.rt_max,
-            "rt_hist": json.dumps(sorted(self.hist.items()), separators=(",", ":")),
+            "rt_hist": _encoder.encode(sorted(self.hist.items())).decode(),
             "last_update_time": self.last_update_time,
         }
 
@@ -130,14 +130,14 @@ class Tally:
         tally = cls()
         tally.interactions = row["interactions"]
         tally.messages = row["messages"]
-        tally.roles = json.loads(row["roles"])
+        tally.roles = msgspec.json.decode(row["roles"])
         tally.tokens_in = row["tokens_in"]
         tally.tokens_out = row["tokens_out"]
         tally.rt_count = row["rt_count"]
         tally.rt_sum = row["rt_sum"]
         tally.rt_min = row["rt_min"]
         tally.rt_max = row["rt_max"]
-        tally.hist = {int(i): int(c) for i, c in json.loads(row["rt_hist"])}
+        tally.hist = dict(_hist_decoder.decode(row["rt_hist"]))
         tally.last_update_time = row["last_update_time"]
         return tally
 
@@ -172,3 +172,16 @@ class Tally:
                              min=self.rt_min / 1_000_000, max=self.rt_max / 1_000_000,
                              p50=self.percentile(0.50), p95=self.percentile(0.95),
                              p99=self.percentile(0.99))
+
+
+# The row encodings are those of `json.dumps(..., sort_keys=True, separators=(",", ":"))`,
+# byte for byte (rows written before must compare equal), at a fraction of the cost.
+_encoder = msgspec.json.Encoder(order="sorted")
+_hist_decoder = msgspec.json.Decoder(list[tuple[int, int]])
+
+
+def _encode_roles(roles: dict[str, int]) -> str:
+    text = _encoder.encode(roles).decode()
+    if not text.isascii():  # json.dumps escapes non-ASCII; keep its exact bytes
+        text = json.dumps(roles, sort_keys=True, separators=(",", ":"))
+    return text
