@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.heads import ACTIVE, EXPIRED, HEADS, TAGS, Head, decode_head
+from session_store.database import PointReaders
 from session_store.errors import InvalidEvent
 from session_store.events import MessageAppended, RecordedEvent, SessionKey
 from session_store.gc_pause import fewer_collections
@@ -107,7 +108,8 @@ async def tombstoned(conn: AsyncConnection, key: SessionKey) -> bool:
 # --- get_session in one hop -------------------------------------------------------------
 # A read through SQLAlchemy's async layer costs several hops to the driver's thread per
 # statement (execute, fetch, close); `load_session` runs its two plain-SQL statements on the
-# driver connection, on SQLite inside one call on aiosqlite's own thread.
+# driver connection, on SQLite inside one call on the thread of one of the database's
+# `PointReaders` (outside SQLAlchemy's pool, whose checkout costs as much as the read).
 
 _HEADS_SQL = (f"SELECT body FROM {HEADS.name} WHERE app_name = ? AND ("
               "(user_id = ? AND session_id IN (?, '')) OR (user_id = '' AND session_id = ''))")
@@ -167,16 +169,16 @@ def _load_sqlite(conn: Any, key: SessionKey, limit: int | None, since: float | N
 
 
 async def load_session(engine: AsyncEngine, key: SessionKey, *, limit: int | None,
-                       since: float | None) -> tuple[Head | None, dict[str, Any],
-                                                     list[RecordedEvent]]:
+                       since: float | None, readers: PointReaders | None = None
+                       ) -> tuple[Head | None, dict[str, Any], list[RecordedEvent]]:
     """The session's head, its merged app/user scope state, and its visible messages
     (the last `limit` ones recorded at or after `since`), oldest first."""
+    if readers is not None:
+        head, scoped, rows = await readers.run(_load_sqlite, key, limit, since)
+        return _visible(head, scoped, rows, limit)
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
-        run_in_thread = getattr(raw, "_execute", None)
-        if engine.dialect.name == "sqlite" and run_in_thread is not None:
-            head, scoped, rows = await run_in_thread(_load_sqlite, raw._conn, key, limit, since)  # type: ignore[union-attr]
-        elif engine.dialect.name == "postgresql":
+        if engine.dialect.name == "postgresql":
             head, scoped = _split_heads(await raw.fetch(_PG_HEADS, *key))  # type: ignore[union-attr]
             rows = ()
             if head is not None and not head.deleted and limit != 0:
@@ -188,6 +190,11 @@ async def load_session(engine: AsyncEngine, key: SessionKey, *, limit: int | Non
             if head is None or head.deleted:
                 return head, scoped, []
             return head, scoped, await recent_messages(conn, head, limit=limit, since=since)
+    return _visible(head, scoped, rows, limit)
+
+
+def _visible(head: Head | None, scoped: dict[str, Any], rows: Sequence[Any],
+             limit: int | None) -> tuple[Head | None, dict[str, Any], list[RecordedEvent]]:
     with fewer_collections():  # a long session decodes into thousands of objects
         found = decode_rows(rows) if rows else []
     if limit is not None:

@@ -175,7 +175,8 @@ class SessionStore:
             return await replay_session(self.log, key, to_version=at_version,
                                         recent=num_recent_events, since=after_timestamp)
         head, scoped, messages = await reads.load_session(
-            self.db.engine, key, limit=num_recent_events, since=after_timestamp)
+            self.db.engine, key, limit=num_recent_events, since=after_timestamp,
+            readers=self.db.point_readers)
         if head is None or head.deleted:
             return None
         return reads.snapshot(head, scoped, messages)
