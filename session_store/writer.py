@@ -154,21 +154,22 @@ def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[In
     known = cache.lookup(keys) if cache is not None else None
     if known is not None and sql.current(conn, known[1]):
         try:
-            return _write_planned(conn, commits, inline, cache, *known, {}, optimistic=True)
+            return _write_planned(conn, sql, commits, inline, cache, *known, {},
+                                  optimistic=True)
         except _Refused:
             pass
     caller_ids = [i for commit in commits for append in commit if append.caller_ids
                   for i in append.event_ids]
     heads, position, stored = sql.load(conn, keys, caller_ids)
-    return _write_planned(conn, commits, inline, cache, heads, position, stored,
+    return _write_planned(conn, sql, commits, inline, cache, heads, position, stored,
                           optimistic=False)
 
 
-def _write_planned(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply],
+def _write_planned(conn: Connection, sql: type[SQLiteAppend] | type[PostgresAppend],
+                   commits: Sequence[Commit], inline: Sequence[InlineApply],
                    cache: StreamCache | None, heads: dict[SessionKey, tuple[int, str]],
                    position: int, stored: dict[str, RecordedEvent], *, optimistic: bool
                    ) -> list[Result]:
-    sql = PostgresAppend if conn.dialect.name == "postgresql" else SQLiteAppend
     caller_ids = not optimistic and any(append.caller_ids for commit in commits
                                         for append in commit)
     now = time.time()
