@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from projections.tally import ResponseTimes, Tally
 from session_store.database import Database
 from session_store.events import InteractionTracked, MessageAppended, RecordedEvent
+from session_store.lookup import CHUNK, keyed_select
 from session_store.schema import upsert
 
 _TALLY = ["interactions", "messages", "roles", "tokens_in", "tokens_out", "rt_count", "rt_sum",
@@ -194,11 +195,9 @@ class AnalyticsProjection:
         width = len(names)
         stored: dict[Key, dict[str, Any]] = {}
         keys = list(changes)
-        for start in range(0, len(keys), 200):
-            chunk = keys[start:start + 200]
-            row_of = "(" + ", ".join("?" * width) + ")"
-            query = (f"SELECT {', '.join(columns)} FROM {table.name} WHERE "
-                     f"({', '.join(names)}) IN (VALUES {', '.join([row_of] * len(chunk))})")
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            query = keyed_select(table.name, columns, names, len(chunk))
             for found in driver.execute(query, [part for key in chunk for part in key]):
                 stored[tuple(found[:width])] = dict(zip(columns, found, strict=True))
         sessions = table is self.sessions

@@ -41,6 +41,7 @@ from session_store.events import (
     SessionReactivated,
     StateChanged,
 )
+from session_store.lookup import CHUNK, keyed_select
 from session_store.schema import upsert
 
 ACTIVE, ARCHIVED, ENDED, EXPIRED = "active", "archived", "ended", "expired"
@@ -446,10 +447,10 @@ class _Statements:
         if len(keys) == 1:
             return [row[0] for row in driver.execute(self.select_one, keys[0])]
         bodies: list[bytes] = []
-        for start in range(0, len(keys), 300):
-            chunk = keys[start:start + 300]
-            query = (f"SELECT body FROM {self.table} WHERE (app_name, user_id, session_id) "
-                     "IN (VALUES " + ", ".join(["(?, ?, ?)"] * len(chunk)) + ")")
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            query = keyed_select(self.table, ("body",), ("app_name", "user_id", "session_id"),
+                                 len(chunk))
             bodies.extend(row[0] for row in driver.execute(
                 query, [part for key in chunk for part in key]))
         return bodies

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from session_store.database import Database
 from session_store.events import InteractionTracked, MessageAppended, RecordedEvent
+from session_store.lookup import CHUNK, keyed_select
 from session_store.schema import upsert
 
 ACTIVE, ARCHIVED, ENDED, EXPIRED, DELETED = "active", "archived", "ended", "expired", "deleted"
@@ -149,10 +150,17 @@ def _load(conn: Connection, table: sa.Table, keys: set[Key], width: int
     pk = list(table.primary_key.columns)
     key_list = list(keys)
     found: dict[Key, dict[str, Any]] = {}
-    for start in range(0, len(key_list), 300):
-        chunk = key_list[start:start + 300]
-        query = sa.select(*table.columns).where(sa.tuple_(*pk).in_(chunk))
-        for row in conn.execute(query).mappings():
+    sqlite = conn.dialect.name == "sqlite"
+    for start in range(0, len(key_list), CHUNK):
+        chunk = key_list[start:start + CHUNK]
+        if sqlite:  # SQLite scans the whole table for a tuple IN list: join instead
+            result = conn.exec_driver_sql(
+                keyed_select(table.name, [c.name for c in table.columns],
+                             [c.name for c in pk], len(chunk)),
+                tuple(part for key in chunk for part in key))
+        else:
+            result = conn.execute(sa.select(*table.columns).where(sa.tuple_(*pk).in_(chunk)))
+        for row in result.mappings():
             values = dict(row)
             key = tuple(values.pop(c.name) for c in pk)
             found[key] = values

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.util import await_only as await_
 
 from session_store.events import RecordedEvent, SessionKey
+from session_store.lookup import CHUNK, keyed_select
 from session_store.records import RECORD_COLUMNS, decode_row
 
 POSTGRES_WRITE_LOCK = 7415107
@@ -31,6 +32,7 @@ Loaded = tuple[dict[SessionKey, tuple[int, str]], int, dict[str, RecordedEvent]]
 """Stream heads, the last position, and the stored records of caller-given event ids."""
 
 _COLUMNS = ", ".join(column.name for column in RECORD_COLUMNS)
+_STREAM_COLUMNS = ("app_name", "user_id", "session_id", "version", "hash")
 
 
 class StaleHeads(Exception):
@@ -75,11 +77,10 @@ class SQLiteAppend:
                 heads[key] = (row[0], row[1])
         else:
             key_list = list(keys)
-            for start in range(0, len(key_list), 300):
-                chunk = key_list[start:start + 300]
-                query = ("SELECT app_name, user_id, session_id, version, hash FROM ss_streams "
-                         "WHERE (app_name, user_id, session_id) IN (VALUES "
-                         + ", ".join(["(?, ?, ?)"] * len(chunk)) + ")")
+            for start in range(0, len(key_list), CHUNK):
+                chunk = key_list[start:start + CHUNK]
+                query = keyed_select("ss_streams", _STREAM_COLUMNS, _STREAM_COLUMNS[:3],
+                                     len(chunk))
                 for app, user, session, version, digest in cursor.execute(
                         query, [part for key in chunk for part in key]):
                     heads[SessionKey(app, user, session)] = (version, digest)
