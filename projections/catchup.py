@@ -1,7 +1,9 @@
 """Catch-up projections: a follower folds the log into them after the appends commit.
 
-One `Follower` serves every catch-up projection of a store: one subscription
-to the log, and per batch ONE write transaction that, for each projection,
+One `Follower` serves every catch-up projection of a store: it reads the log
+by position (woken by this process's appends, polling for other processes',
+lingering briefly so a trickle of appends is read and folded together), and
+per batch runs ONE write transaction that, for each projection,
 reads its checkpoint (locking the row on PostgreSQL), folds the events after
 it and stores the new checkpoint. Output and checkpoint commit together, so a
 crash anywhere leaves the projection exactly at a batch boundary: resumed, it

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import aiosqlite
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -53,14 +54,14 @@ class PointReaders:
             async with self._opening:
                 if len(self._connections) < self._size and not self._closed:
                     self._connections.append(await self._open())
+        if not self._connections:  # closed while this call waited to open one
+            raise StoreUnavailable("the store is closed")
         self._next = (self._next + 1) % len(self._connections)
         conn = self._connections[self._next]
         result: T = await conn._execute(function, conn._conn, *args)
         return result
 
     async def _open(self) -> Any:
-        import aiosqlite
-
         conn = await aiosqlite.connect(self._path)
         for pragma in self._pragmas:
             await conn.execute(pragma)
