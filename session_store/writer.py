@@ -307,8 +307,14 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
 Pending = tuple[Commit, "asyncio.Future[list[RecordedEvent]]"]
 Wave = tuple[list[Pending], asyncio.AbstractEventLoop]
 """Commits submitted in one iteration of an event loop, handed to the writer thread at once."""
-Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
-"""Any other write transaction (a catch-up batch, DDL), run by the writer thread in turn."""
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Any other write transaction (a catch-up batch, DDL), run by the writer thread in turn."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
 
 
 class ThreadWriter:
@@ -361,7 +367,7 @@ class ThreadWriter:
         with self._closing:
             if self._closed:
                 raise _closed_error()
-            self._queue.put((function, args, future, loop))
+            self._queue.put(Job(function, args, future, loop))
         return await future
 
     def _hand_off(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -388,7 +394,7 @@ class ThreadWriter:
                 item = self._queue.get()
                 if item is None:
                     return
-                if len(item) == 4:
+                if isinstance(item, Job):
                     self._job(conn, item)
                     continue
                 batch = [(pending, item[1]) for pending in item[0]]
@@ -402,7 +408,7 @@ class ThreadWriter:
                     if more is None:
                         stop = True
                         break
-                    if len(more) == 4:
+                    if isinstance(more, Job):
                         job = more  # after this batch, in submission order
                         break
                     batch.extend((pending, more[1]) for pending in more[0])
@@ -415,14 +421,13 @@ class ThreadWriter:
 
     @staticmethod
     def _job(conn: Connection, job: Job) -> None:
-        function, args, future, loop = job
         try:
             with conn.begin():
-                result = function(conn, *args)
+                result = job.function(conn, *job.args)
         except BaseException as error:  # noqa: BLE001 - handed to the caller
-            loop.call_soon_threadsafe(_settle, future, error)
+            job.loop.call_soon_threadsafe(_settle, job.future, error)
         else:
-            loop.call_soon_threadsafe(_settle, future, result)
+            job.loop.call_soon_threadsafe(_settle, job.future, result)
 
     def _write(self, conn: Connection, batch: list[tuple[Pending, asyncio.AbstractEventLoop]]
                ) -> None:
