@@ -4,6 +4,13 @@ Payloads are frozen `msgspec.Struct`s in one tagged union (the tag is the
 class name, stored in the log's `type` column). Each payload type has a schema
 version; an event stored under an older schema is upgraded on read by the
 upcasters registered for its type, so the log never has to be rewritten.
+
+The payloads, messages and the envelope are not tracked by Python's cyclic
+garbage collector (`gc=False`): a read decodes thousands of them at once, and
+tracking them made the collector run over and over, which doubled the cost of
+decoding. They are frozen and a decoded one cannot refer to itself; only a
+caller who puts an event inside its own state or parts would make a cycle, and
+that memory would never be freed.
 """
 
 from __future__ import annotations
@@ -80,7 +87,7 @@ class SessionKey(NamedTuple):
     session_id: str
 
 
-class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Token usage of one model call."""
 
     tokens_in: int = 0
@@ -88,7 +95,7 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     model: str | None = None
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One message of a conversation, as a runner appends it.
 
     `role` is who speaks in model terms (user, assistant, tool, system);
@@ -114,7 +121,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return self.author or self.role
 
 
-class Payload(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag=True):
+class Payload(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag=True, gc=False):
     """Base of every recorded payload; `schema` is the payload's shape version."""
 
     schema: ClassVar[int] = 1
@@ -227,7 +234,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
 }
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event as the log holds it: payload plus envelope.
 
     `position` is global and strictly increasing in commit order (gaps are

@@ -152,3 +152,21 @@ def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
     os.waitpid(pid, 0)
     child = os.read(read_end, 10_000).decode()
     assert not any(i in child for i in new_ids(8))
+
+
+def test_decoded_events_leave_the_cyclic_collector_alone() -> None:
+    """Decoding a batch of rows allocates no object the collector tracks but the list
+    and the caller's containers: thousands of records trigger no collection."""
+    import gc
+
+    from session_store.records import decode_rows
+
+    payload = MessageAppended(message=Event(role="user", text="hi", usage=Usage(tokens_in=1)))
+    rows = [(i, "app", "user", "s", i, "MessageAppended", 1, encode_payload(payload),
+             f"id-{i}", 1.0, "0" * 64) for i in range(1, 5_001)]
+    gc.collect()
+    before = gc.get_stats()[0]["collections"]
+    records = decode_rows(rows)
+    assert gc.get_stats()[0]["collections"] == before
+    assert records[-1].data == payload
+    assert not gc.is_tracked(records[0]) and not gc.is_tracked(records[0].data)
