@@ -29,7 +29,7 @@ from projections.tally import ResponseTimes, Tally
 from session_store.database import Database
 from session_store.events import InteractionTracked, MessageAppended, RecordedEvent
 from session_store.lookup import CHUNK, keyed_select
-from session_store.schema import upsert
+from session_store.schema import sqlite_upsert, upsert
 
 _TALLY = ["interactions", "messages", "roles", "tokens_in", "tokens_out", "rt_count", "rt_sum",
           "rt_min", "rt_max", "rt_hist", "last_update_time"]
@@ -201,14 +201,11 @@ class AnalyticsProjection:
             for found in driver.execute(query, [part for key in chunk for part in key]):
                 stored[tuple(found[:width])] = dict(zip(columns, found, strict=True))
         sessions = table is self.sessions
-        rows = [tuple(values[c] for c in columns)
-                for values in _merged(changes, stored, names, sessions)]
-        extra = ["deleted"] if sessions else []
-        updates = ", ".join(f"{c} = excluded.{c}" for c in [*extra, *_TALLY])
-        driver.executemany(
-            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-            f"({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(names)}) "
-            f"DO UPDATE SET {updates}", rows)
+        values = [*(["deleted"] if sessions else []), *_TALLY]
+        order = [*names, *values]
+        rows = [tuple(merged[c] for c in order)
+                for merged in _merged(changes, stored, names, sessions)]
+        driver.executemany(sqlite_upsert(table.name, names, values), rows)
 
     def _hide(self, conn: Connection, event: RecordedEvent) -> None:
         s = self.sessions

@@ -12,6 +12,7 @@ a purge leaves the same rows whether the fold saw the payloads or not.
 from __future__ import annotations
 
 import builtins
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from session_store.database import Database
 from session_store.events import InteractionTracked, MessageAppended, RecordedEvent
 from session_store.lookup import CHUNK, keyed_select
-from session_store.schema import upsert
+from session_store.schema import sqlite_upsert, upsert
 
 ACTIVE, ARCHIVED, ENDED, EXPIRED, DELETED = "active", "archived", "ended", "expired", "deleted"
 STATUSES = (ACTIVE, ARCHIVED, ENDED, EXPIRED)
@@ -134,12 +135,22 @@ class UsersProjection:
     def _write(self, conn: Connection, table: sa.Table, rows: dict[Key, dict[str, Any] | None],
                width: int) -> None:
         names = [c.name for c in table.primary_key.columns]
-        live = [{**dict(zip(names, key, strict=True)), **row}
-                for key, row in rows.items() if row is not None]
+        live = sorted((key, row) for key, row in rows.items() if row is not None)
         gone = [key for key, row in rows.items() if row is None]
+        driver: Any = conn.connection.driver_connection
+        if isinstance(driver, sqlite3.Connection):  # plain tuples: SQLAlchemy costs more
+            values = _USER_VALUES if width == 2 else _SESSION_VALUES
+            if live:
+                driver.executemany(sqlite_upsert(table.name, names, values),
+                                   [(*key, *(row[v] for v in values)) for key, row in live])
+            if gone:
+                where = " AND ".join(f"{name} = ?" for name in names)
+                driver.executemany(f"DELETE FROM {table.name} WHERE {where}", gone)
+            return
         if live:
             statement = self._upserts[conn.dialect.name][0 if width == 2 else 1]
-            conn.execute(statement, live)
+            conn.execute(statement, [{**dict(zip(names, key, strict=True)), **row}
+                                     for key, row in live])
         for key in gone:
             conn.execute(table.delete().where(
                 *(table.c[name] == value for name, value in zip(names, key, strict=True))))
@@ -147,23 +158,22 @@ class UsersProjection:
 
 def _load(conn: Connection, table: sa.Table, keys: set[Key], width: int
           ) -> dict[Key, dict[str, Any]]:
-    pk = list(table.primary_key.columns)
+    pk = [c.name for c in table.primary_key.columns]
+    columns = [c.name for c in table.columns if c.name not in pk]
     key_list = list(keys)
     found: dict[Key, dict[str, Any]] = {}
-    sqlite = conn.dialect.name == "sqlite"
+    driver: Any = conn.connection.driver_connection
     for start in range(0, len(key_list), CHUNK):
         chunk = key_list[start:start + CHUNK]
-        if sqlite:  # SQLite scans the whole table for a tuple IN list: join instead
-            result = conn.exec_driver_sql(
-                keyed_select(table.name, [c.name for c in table.columns],
-                             [c.name for c in pk], len(chunk)),
-                tuple(part for key in chunk for part in key))
+        if isinstance(driver, sqlite3.Connection):  # a tuple IN list scans: join instead
+            result: Any = driver.execute(
+                keyed_select(table.name, [*pk, *columns], pk, len(chunk)),
+                [part for key in chunk for part in key])
         else:
-            result = conn.execute(sa.select(*table.columns).where(sa.tuple_(*pk).in_(chunk)))
-        for row in result.mappings():
-            values = dict(row)
-            key = tuple(values.pop(c.name) for c in pk)
-            found[key] = values
+            result = conn.execute(sa.select(*(table.c[name] for name in [*pk, *columns]))
+                                  .where(sa.tuple_(*(table.c[name] for name in pk)).in_(chunk)))
+        for row in result:
+            found[tuple(row[:width])] = dict(zip(columns, row[width:], strict=True))
     return found
 
 

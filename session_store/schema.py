@@ -9,6 +9,7 @@ make the log append-only, the upsert statement) live here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -149,3 +150,12 @@ def upsert(table: sa.Table, dialect: str, keys: list[str], values: list[str]) ->
     return statement.on_conflict_do_update(
         index_elements=keys, set_={name: statement.excluded[name] for name in values}
     )
+
+
+def sqlite_upsert(table: str, keys: Sequence[str], values: Sequence[str]) -> str:
+    """`upsert` as plain SQL for the sqlite3 driver: `?` parameters, keys then values."""
+    columns = [*keys, *values]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in values)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(keys)}) "
+            f"DO UPDATE SET {updates}")
