@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -54,9 +55,12 @@ transaction."""
 MAX_BATCH_COMMITS = 512
 
 
-@dataclass(frozen=True, slots=True)
-class Append:
-    """Events for one session stream, already validated and encoded."""
+class Append(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Events for one session stream, already validated and encoded.
+
+    A msgspec struct rather than a frozen dataclass: one is built per append, and
+    a frozen dataclass's `__init__` cost 1 µs of the ~13 the event loop spends on it.
+    """
 
     key: SessionKey
     payloads: tuple[Payload, ...]
