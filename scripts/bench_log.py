@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from session_store.database import connect
-from session_store.events import Event, MessageAppended, SessionKey, encode_payload
+from session_store.events import Event, MessageAppended, SessionKey, encode_payload, new_ids
 from session_store.log import EventLog
 
 TARGETS = {
@@ -149,9 +149,10 @@ def raw_sqlite(count: int, batch: int = 1, sessions: int = 1) -> float:
                      "user_id TEXT, session_id TEXT, version INTEGER, type TEXT, schema INTEGER, "
                      "data BLOB, event_id TEXT UNIQUE, recorded_at REAL, hash TEXT, "
                      "UNIQUE (app_name, user_id, session_id, version))")
+        ids = new_ids(count)  # time-ordered, as session-store's own: the id index grows at its end
         rows = [(i + 1, "bench", f"user{i % sessions % 8}", f"raw-{i % sessions}",
                  i // sessions + 1, "MessageAppended", 1, encode_payload(payload(i)),
-                 str(uuid.uuid4()), time.time(), "0" * 64)
+                 ids[i], time.time(), "0" * 64)
                 for i in range(count)]
         start = time.perf_counter()
         for first in range(0, count, batch):
