@@ -145,6 +145,8 @@ def raw_sqlite(count: int, batch: int = 1, sessions: int = 1) -> float:
         conn = sqlite3.connect(Path(tmp) / "raw.db", isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -65536")  # the rest as session-store's writer has it
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
         conn.execute("CREATE TABLE ss_events (position INTEGER PRIMARY KEY, app_name TEXT, "
                      "user_id TEXT, session_id TEXT, version INTEGER, type TEXT, schema INTEGER, "
                      "data BLOB, event_id TEXT UNIQUE, recorded_at REAL, hash TEXT, "
