@@ -17,13 +17,13 @@
 
 `--url` runs phases 3 and 4 against another database (e.g. PostgreSQL).
 
-Measured on the 2-core dev box while other benchmarks ran (load average ~2.5,
-so absolute figures are pessimistic; the raw-scan ratio travels better):
-1,000,000 events: raw scan 542 k rows/s; rebuild of all four built-ins 25.6 k
-events/s (4.7 % of the raw scan), peak RSS 239 MB. Per-event CPU of the pass
-(164 k events, one thread): decode 4.8 us, heads 5.6, history 2.9 + 1.9 (FTS at
-the end), users 2.5, analytics 3.4. 64 appenders: see `DEFAULT_MODES` in
-`projections.runtime`.
+Measured on the 2-core dev box (2026-11-21, third session), 1,000,000 events:
+raw scan 699 k rows/s; rebuild of all four built-ins 59.2 k events/s (8 % of
+the raw scan), peak RSS 228 MB. Where a pass of 1.12 M events spends its time
+(per event, wall clock): fetch 1.7 us, decode 1.5, heads 1.7, history 2.1 +
+1.2 (the full-text index, built at the end), users 1.7, analytics 2.5; the
+rest is commits, index builds and the swap. 64 appenders: see `DEFAULT_MODES`
+in `projections.runtime`.
 """
 
 from __future__ import annotations
