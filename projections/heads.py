@@ -42,7 +42,7 @@ from session_store.events import (
     StateChanged,
 )
 from session_store.lookup import CHUNK, keyed_select
-from session_store.schema import upsert
+from session_store.schema import sqlite_upsert, upsert
 
 ACTIVE, ARCHIVED, ENDED, EXPIRED = "active", "archived", "ended", "expired"
 APP_PREFIX, USER_PREFIX, TEMP_PREFIX = "app:", "user:", "temp:"
@@ -430,10 +430,9 @@ class _Statements:
                            "(?, ?, ?, ?)"
         self.select_one = (f"SELECT body FROM {table} WHERE app_name = ? AND user_id = ? "
                            "AND session_id = ?")
+        self.upsert_sqlite = sqlite_upsert(table, _ROW[:3], _ROW[3:])
         updates = ", ".join(f"{c} = excluded.{c}" for c in _ROW[3:])
         conflict = f"ON CONFLICT (app_name, user_id, session_id) DO UPDATE SET {updates}"
-        self.upsert_sqlite = (f"INSERT INTO {table} ({', '.join(_ROW)}) VALUES "
-                              f"({', '.join('?' * len(_ROW))}) {conflict}")
         self.load_pg = (f"SELECT h.body FROM {table} h JOIN unnest($1::text[], $2::text[], "
                         "$3::text[]) AS k(a, u, s) ON h.app_name = k.a AND h.user_id = k.u "
                         "AND h.session_id = k.s")
