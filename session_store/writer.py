@@ -181,6 +181,7 @@ def _write_planned(conn: Connection, sql: type[SQLiteAppend] | type[PostgresAppe
     fresh: list[RecordedEvent] = []
     rows: list[Row] = []
     erase: list[SessionKey] = []
+    written: dict[SessionKey, tuple[int, str]] = {}  # new heads of the streams written to
     for commit in commits:
         try:
             replay = _already_stored(commit, stored) if stored else None
@@ -194,6 +195,7 @@ def _write_planned(conn: Connection, sql: type[SQLiteAppend] | type[PostgresAppe
             results.append(error)
             continue
         heads.update(planned_heads)
+        written.update(planned_heads)
         position += len(planned)
         if caller_ids:
             stored.update((r.event_id, r) for r in planned)
@@ -202,8 +204,7 @@ def _write_planned(conn: Connection, sql: type[SQLiteAppend] | type[PostgresAppe
         erase.extend(append.key for append in commit if append.erase)
         results.append(planned)
     if rows:
-        touched = {r.key for r in fresh}
-        sql.write(conn, rows, [(*k, *heads[k]) for k in touched], position)
+        sql.write(conn, rows, [(*k, *head) for k, head in written.items()], position)
         for key in erase:
             _erase_payloads(conn, key)
         for apply in inline:
