@@ -41,18 +41,16 @@ def new_ids(count: int) -> list[str]:
     OS random source: a `getrandom` call per id releases the GIL, which stalls the
     writer thread.
     """
-    raw = bytearray(_random_bytes(16 * count))
-    stamp = time.time_ns() // 1_000_000
-    prefix = stamp.to_bytes(6, "big")
-    ids = []
-    for start in range(0, 16 * count, 16):
-        raw[start:start + 6] = prefix
-        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x70  # version 7
-        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 9562 variant
-        h = raw[start:start + 16].hex()
-        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return ids
+    rand = _random_bytes(10 * count).hex()  # 80 random bits per id, 74 of them used
+    stamp = f"{time.time_ns() // 1_000_000:012x}"
+    head = f"{stamp[:8]}-{stamp[8:]}-7"  # version 7
+    variant = _VARIANT
+    return [f"{head}{rand[i:i + 3]}-{variant[rand[i + 3]]}{rand[i + 4:i + 7]}-{rand[i + 7:i + 19]}"
+            for i in range(0, 20 * count, 20)]
 
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+"""A random hex digit to the RFC 9562 variant's (binary 10xx), keeping two random bits."""
 
 _POOL_SIZE = 16 * 1024
 _pool_lock = threading.Lock()
