@@ -139,7 +139,7 @@ async def fold_pass(event_log: EventLog, fresh: Sequence[Projection], *,
 
     Reading and folding take turns. Reading the next chunk in a thread while the
     current one folds looked free, but both hold the GIL most of the time and the
-    reader gives it up around every row it steps: the pass ran 25 % slower so.
+    reader gives it up around every row it steps: that way the pass ran 25 % slower.
     """
     total = await event_log.last_position()
     await event_log.run_schema(_create, fresh)
