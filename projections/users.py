@@ -123,23 +123,23 @@ class UsersProjection:
         if not session_keys:
             return
         sessions: dict[Key, dict[str, Any] | None] = dict(
-            _load(conn, self.sessions, session_keys, 3))
+            _load(conn, self.sessions, session_keys))
         users: dict[Key, dict[str, Any] | None] = dict(
-            _load(conn, self.users, {k[:2] for k in session_keys}, 2))
+            _load(conn, self.users, {k[:2] for k in session_keys}))
         for event in events:
             if event.session_id:
                 _fold(sessions, users, event)
-        self._write(conn, self.sessions, sessions, 3)
-        self._write(conn, self.users, users, 2)
+        self._write(conn, self.sessions, sessions)
+        self._write(conn, self.users, users)
 
-    def _write(self, conn: Connection, table: sa.Table, rows: dict[Key, dict[str, Any] | None],
-               width: int) -> None:
+    def _write(self, conn: Connection, table: sa.Table, rows: dict[Key, dict[str, Any] | None]
+               ) -> None:
         names = [c.name for c in table.primary_key.columns]
         live = sorted((key, row) for key, row in rows.items() if row is not None)
         gone = [key for key, row in rows.items() if row is None]
         driver: Any = conn.connection.driver_connection
         if isinstance(driver, sqlite3.Connection):  # plain tuples: SQLAlchemy costs more
-            values = _USER_VALUES if width == 2 else _SESSION_VALUES
+            values = _USER_VALUES if table is self.users else _SESSION_VALUES
             if live:
                 driver.executemany(sqlite_upsert(table.name, names, values),
                                    [(*key, *(row[v] for v in values)) for key, row in live])
@@ -148,7 +148,7 @@ class UsersProjection:
                 driver.executemany(f"DELETE FROM {table.name} WHERE {where}", gone)
             return
         if live:
-            statement = self._upserts[conn.dialect.name][0 if width == 2 else 1]
+            statement = self._upserts[conn.dialect.name][0 if table is self.users else 1]
             conn.execute(statement, [{**dict(zip(names, key, strict=True)), **row}
                                      for key, row in live])
         for key in gone:
@@ -156,8 +156,7 @@ class UsersProjection:
                 *(table.c[name] == value for name, value in zip(names, key, strict=True))))
 
 
-def _load(conn: Connection, table: sa.Table, keys: set[Key], width: int
-          ) -> dict[Key, dict[str, Any]]:
+def _load(conn: Connection, table: sa.Table, keys: set[Key]) -> dict[Key, dict[str, Any]]:
     pk = [c.name for c in table.primary_key.columns]
     columns = [c.name for c in table.columns if c.name not in pk]
     key_list = list(keys)
@@ -173,7 +172,7 @@ def _load(conn: Connection, table: sa.Table, keys: set[Key], width: int
             result = conn.execute(sa.select(*(table.c[name] for name in [*pk, *columns]))
                                   .where(sa.tuple_(*(table.c[name] for name in pk)).in_(chunk)))
         for row in result:
-            found[tuple(row[:width])] = dict(zip(columns, row[width:], strict=True))
+            found[tuple(row[:len(pk)])] = dict(zip(columns, row[len(pk):], strict=True))
     return found
 
 

@@ -312,6 +312,8 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
 Pending = tuple[Commit, "asyncio.Future[list[RecordedEvent]]"]
 Wave = tuple[list[Pending], asyncio.AbstractEventLoop]
 """Commits submitted in one iteration of an event loop, handed to the writer thread at once."""
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """Any other write transaction (a catch-up batch, DDL), run by the writer thread in turn."""
