@@ -1,5 +1,5 @@
-"""Read models folded from the session-store log, and the engine that runs them."""
+"""Read models folded from the session-store log, and the runtime that keeps them current.
 
-# The facade (`session_store.store`) imports `projections.runtime`; importing the
-# vocabulary first lets `import projections.<module>` work on its own too.
-import session_store.events  # noqa: F401
+`projections` builds on the lower layers of `session_store` (domain, storage, log) and
+never on its facade.
+"""

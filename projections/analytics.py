@@ -16,7 +16,6 @@ subtracted), which is exactly what a fold of the erased log gives.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,11 +24,10 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from projections.protocol import Projection, Queries, Ready
 from projections.tally import ResponseTimes, Tally
-from session_store.database import Database
-from session_store.events import InteractionTracked, MessageAppended, RecordedEvent
-from session_store.lookup import CHUNK, keyed_select
-from session_store.schema import sqlite_upsert, upsert
+from session_store.domain.events import InteractionTracked, MessageAppended, RecordedEvent
+from session_store.storage.database import Database, dialect_of
 
 _TALLY = ["interactions", "messages", "roles", "tokens_in", "tokens_out", "rt_count", "rt_sum",
           "rt_min", "rt_max", "rt_hist", "last_update_time"]
@@ -98,7 +96,7 @@ def day_of(at: float) -> str:
     return day
 
 
-class AnalyticsProjection:
+class AnalyticsProjection(Projection):
     """The analytics read model (name `analytics`)."""
 
     name = "analytics"
@@ -106,13 +104,6 @@ class AnalyticsProjection:
 
     def __init__(self, suffix: str = "") -> None:
         self.sessions, self.users, self.apps, self.days = make_tables(suffix)
-        self._upserts: dict[tuple[str, str], Any] = {}
-        for table in self.tables():
-            keys = [c.name for c in table.primary_key.columns]
-            extra = ["deleted"] if table is self.sessions else []
-            for dialect in ("sqlite", "postgresql"):
-                self._upserts[dialect, table.name] = upsert(table, dialect, keys,
-                                                            [*extra, *_TALLY])
 
     def tables(self) -> Sequence[sa.Table]:
         return (self.sessions, self.users, self.apps, self.days)
@@ -171,41 +162,15 @@ class AnalyticsProjection:
             self._merge_into(conn, table, changes)
 
     def _merge_into(self, conn: Connection, table: sa.Table, changes: dict[Key, Tally]) -> None:
-        pk = list(table.primary_key.columns)
-        names = [c.name for c in pk]
-        driver: Any = conn.connection.driver_connection
-        if isinstance(driver, sqlite3.Connection):
-            self._merge_sqlite(driver, table, names, changes)
-            return
-        stored: dict[Key, Any] = {}
-        keys = list(changes)
-        for start in range(0, len(keys), 200):
-            chunk = keys[start:start + 200]
-            where = (pk[0].in_([k[0] for k in chunk]) if len(pk) == 1
-                     else sa.tuple_(*pk).in_(chunk))
-            for found in conn.execute(sa.select(*table.columns).where(where)).mappings():
-                stored[tuple(found[n] for n in names)] = found
-        rows = _merged(changes, stored, names, table is self.sessions)
-        conn.execute(self._upserts[conn.dialect.name, table.name], rows)
-
-    def _merge_sqlite(self, driver: sqlite3.Connection, table: sa.Table, names: list[str],
-                      changes: dict[Key, Tally]) -> None:
-        """`_merge_into` on the sqlite3 connection: same rows, without SQLAlchemy per row."""
+        """Each changed row's stored tally plus its change, written back in one upsert."""
+        dialect = dialect_of(conn)
+        names = [c.name for c in table.primary_key.columns]
         columns = [c.name for c in table.columns]
         width = len(names)
-        stored: dict[Key, dict[str, Any]] = {}
-        keys = list(changes)
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start:start + CHUNK]
-            query = keyed_select(table.name, columns, names, len(chunk))
-            for found in driver.execute(query, [part for key in chunk for part in key]):
-                stored[tuple(found[:width])] = dict(zip(columns, found, strict=True))
-        sessions = table is self.sessions
-        values = [*(["deleted"] if sessions else []), *_TALLY]
-        order = [*names, *values]
-        rows = [tuple(merged[c] for c in order)
-                for merged in _merged(changes, stored, names, sessions)]
-        driver.executemany(sqlite_upsert(table.name, names, values), rows)
+        stored = {tuple(found[:width]): dict(zip(columns, found, strict=True))
+                  for found in dialect.select_keyed(conn, table, columns, list(changes))}
+        merged = _merged(changes, stored, names, table is self.sessions)
+        dialect.upsert(conn, table, [tuple(row[c] for c in columns) for row in merged])
 
     def _hide(self, conn: Connection, event: RecordedEvent) -> None:
         s = self.sessions
@@ -246,11 +211,12 @@ def _delta(deltas: dict[Key, Tally], event: RecordedEvent) -> Tally:
     return tally
 
 
-class Analytics:
+class Analytics(Queries):
     """Queries over the analytics read model."""
 
-    def __init__(self, db: Database, projection: AnalyticsProjection | None = None) -> None:
-        self.db = db
+    def __init__(self, db: Database, projection: AnalyticsProjection | None = None,
+                 ready: Ready | None = None) -> None:
+        super().__init__(db, ready)
         self.projection = projection or AnalyticsProjection()
 
     async def by_session(self, app_name: str, user_id: str, session_id: str) -> Stats | None:
@@ -268,7 +234,7 @@ class Analytics:
         if session_id is not None:
             query = query.where(s.c.session_id == session_id)
         merged: dict[Key, Tally] = {}
-        for row in await self._fetch(query):
+        for row in await self.rows(query):
             key = (row["user_id"], row["session_id"])
             tally = merged.get(key)
             if tally is None:
@@ -281,13 +247,13 @@ class Analytics:
 
     async def by_user(self, app_name: str) -> list[Stats]:
         u = self.projection.users
-        rows = await self._fetch(sa.select(u).where(u.c.app_name == app_name)
+        rows = await self.rows(sa.select(u).where(u.c.app_name == app_name)
                                  .order_by(u.c.user_id))
         return [_stats(Tally.from_row(r), app_name=app_name, user_id=r["user_id"]) for r in rows]
 
     async def by_app(self) -> list[Stats]:
         a = self.projection.apps
-        rows = await self._fetch(sa.select(a).order_by(a.c.app_name))
+        rows = await self.rows(sa.select(a).order_by(a.c.app_name))
         return [_stats(Tally.from_row(r), app_name=r["app_name"]) for r in rows]
 
     async def by_day(self, app_name: str, *, since: str | None = None,
@@ -299,12 +265,21 @@ class Analytics:
             query = query.where(d.c.day >= since)
         if until is not None:
             query = query.where(d.c.day <= until)
-        rows = await self._fetch(query.order_by(d.c.day))
+        rows = await self.rows(query.order_by(d.c.day))
         return [_stats(Tally.from_row(r), app_name=app_name, day=r["day"]) for r in rows]
 
-    async def _fetch(self, query: Any) -> list[Any]:
-        async with self.db.engine.connect() as conn:
-            return list((await conn.execute(query)).mappings().all())
+    async def histogram(self, by: str, app_names: Sequence[str]) -> dict[int, int]:
+        """The merged log-bucket histogram (`Tally.hist`) of the rows `by` ('session',
+        'user', 'app' or 'day') of these apps, with the same filters as their queries."""
+        if not app_names:
+            return {}
+        model = self.projection
+        table = {"session": model.sessions, "user": model.users, "app": model.apps,
+                 "day": model.days}[by]
+        query = sa.select(table).where(table.c.app_name.in_(list(app_names)))
+        if by == "session":
+            query = query.where(sa.not_(table.c.deleted))
+        return Tally.merged(Tally.from_row(row) for row in await self.rows(query)).hist
 
 
 def _stats(tally: Tally, **key: Any) -> Stats:

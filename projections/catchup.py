@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import structlog
 from sqlalchemy.engine import Connection
 
-from projections import engine
-from projections.engine import Projection
-from session_store.events import RecordedEvent
-from session_store.log import EventLog
+from projections import checkpoints
+from projections.protocol import Projection
+from session_store.domain.events import RecordedEvent
+from session_store.log.eventlog import EventLog
 
 log = structlog.get_logger(__name__)
 
@@ -39,20 +39,20 @@ def fold_batch(conn: Connection, projections: Sequence[tuple[Projection, str]],
     """Fold `events` into each projection past its checkpoint; returns the new checkpoints."""
     done: dict[str, int] = {}
     for projection, checkpoint in projections:
-        position = engine.read_checkpoint(conn, checkpoint, for_update=True)
+        position = checkpoints.read_checkpoint(conn, checkpoint, for_update=True)
         fresh = [e for e in events if e.position > position]
         if fresh:
             projection.apply(conn, fresh)
             position = fresh[-1].position
-            engine.record_checkpoint(conn, checkpoint, position)
+            checkpoints.record_checkpoint(conn, checkpoint, position)
         done[checkpoint] = position
     return done
 
 
 def _ensure(conn: Connection, projections: Sequence[tuple[Projection, str]]) -> dict[str, int]:
     for projection, checkpoint in projections:
-        engine.ensure_checkpoint(conn, checkpoint, projection.version, engine.CATCHUP)
-    return {name: engine.read_checkpoint(conn, name) for _, name in projections}
+        checkpoints.ensure_checkpoint(conn, checkpoint, projection.version, checkpoints.CATCHUP)
+    return {name: checkpoints.read_checkpoint(conn, name) for _, name in projections}
 
 
 class Follower:

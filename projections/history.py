@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,12 +25,12 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from session_store.database import Database
-from session_store.events import Event, MessageAppended, MessageRetracted, RecordedEvent
+from projections.protocol import Projection, Queries, Ready
+from session_store.domain.events import Event, MessageAppended, MessageRetracted, RecordedEvent
+from session_store.storage.database import Database, dialect_of
+from session_store.storage.dialect import Dialect, TextIndex
 
 _ERASE_TYPES = frozenset({"HistoryCleared", "SessionDeleted", "SessionPurged"})
-TSV_CHARS = 200_000
-"""PostgreSQL indexes the first this-many characters of a message (tsvector holds at most 1 MB)."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -97,7 +96,7 @@ def make_table(suffix: str = "") -> sa.Table:
     )
 
 
-class HistoryProjection:
+class HistoryProjection(Projection):
     """The history read model (name `history`)."""
 
     name = "history"
@@ -108,62 +107,34 @@ class HistoryProjection:
         self._bulk = False
         self.table = make_table(suffix)
         self.fts = f"ss_history_fts{suffix}"
-        t = self.table
-        self._session = (t.c.app_name == sa.bindparam("a"), t.c.user_id == sa.bindparam("u"),
-                         t.c.session_id == sa.bindparam("s"))
-        columns = [c.name for c in t.columns]
-        self._pg_insert = sa.text(
-            f"INSERT INTO {t.name} ({', '.join(columns)}, tsv) VALUES "
-            f"({', '.join(':' + c for c in columns)}, to_tsvector('simple', :folded))")
-        self._insert = (f"INSERT INTO {t.name} (position, app_name, user_id, session_id, "
-                        "version, message_id, role, author, text, invocation_id, timestamp, "
-                        "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
     def tables(self) -> Sequence[sa.Table]:
         return (self.table,)
 
-    def extra_tables(self, dialect: str) -> list[str]:
-        return [self.fts] if dialect == "sqlite" else []
+    def extra_tables(self, dialect: Dialect) -> list[str]:
+        return dialect.text_index(self.table, self.fts).tables()
 
     def for_rebuild(self, suffix: str) -> HistoryProjection:
         return HistoryProjection(suffix)
 
+    def _index(self, conn: Connection) -> TextIndex:
+        return dialect_of(conn).text_index(self.table, self.fts)
+
     def install(self, conn: Connection) -> None:
-        name = self.table.name
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.fts} USING "
-                                 "fts5(text, tokenize = 'unicode61 remove_diacritics 2', "
-                                 "detail = none, content = '')")
-        else:
-            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS tsv tsvector")
-            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name}_tsv ON {name} USING gin "
-                                 "(tsv)")
+        self._index(conn).install(conn)
 
     def start_bulk(self) -> None:
         """A rebuild fills the fresh table: index the text once at the end (SQLite)."""
         self._bulk = True
 
     def finish_bulk(self, conn: Connection) -> None:
-        if self._bulk and conn.dialect.name == "sqlite":
-            conn.exec_driver_sql(f"INSERT INTO {self.fts} (rowid, text) "
-                                 f"SELECT position, text FROM {self.table.name}")
+        if self._bulk:
+            self._index(conn).finish_bulk(conn)
         self._bulk = False
 
     def dump_extras(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
         """The full-text index: which messages it holds and how many hold each term."""
-        if conn.dialect.name != "sqlite":
-            return {}
-        rowids = conn.exec_driver_sql(f"SELECT rowid FROM {self.fts} ORDER BY rowid").all()
-        vocabulary = f"ss_vocab_{uuid.uuid4().hex[:10]}"
-        conn.exec_driver_sql(f"CREATE VIRTUAL TABLE temp.{vocabulary} USING "
-                             f"fts5vocab(main, {self.fts}, 'row')")
-        try:
-            terms = conn.exec_driver_sql(f"SELECT term, doc FROM temp.{vocabulary} "
-                                         "ORDER BY term").all()
-        finally:
-            conn.exec_driver_sql(f"DROP TABLE temp.{vocabulary}")
-        return {"fts rows": [tuple(row) for row in rowids],
-                "fts terms": [tuple(row) for row in terms]}
+        return self._index(conn).dump(conn)
 
     # --- fold ------------------------------------------------------------------------
 
@@ -190,18 +161,8 @@ class HistoryProjection:
         self._insert_rows(conn, pending)
 
     def _insert_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql(self._insert, rows)
-            if not self._bulk:
-                conn.exec_driver_sql(f"INSERT INTO {self.fts} (rowid, text) VALUES (?, ?)",
-                                     [(row[0], row[8]) for row in rows])
-        else:
-            names = [c.name for c in self.table.columns]
-            conn.execute(self._pg_insert, [
-                {**dict(zip(names, row, strict=True)), "folded": fold(row[8][:TSV_CHARS])}
-                for row in rows])
+        if rows:
+            self._index(conn).insert(conn, rows, fold, bulk=self._bulk)
 
     def _erase(self, conn: Connection, event: RecordedEvent) -> None:
         where = "app_name = :a AND user_id = :u AND session_id = :s"
@@ -211,18 +172,15 @@ class HistoryProjection:
                 return  # erased: the purge that erased it also empties the session
             where += " AND message_id = :m"
             params["m"] = event.data.message_id
-        if conn.dialect.name == "sqlite" and not self._bulk:  # contentless: say what goes
-            conn.execute(sa.text(f"INSERT INTO {self.fts} ({self.fts}, rowid, text) SELECT "
-                                 f"'delete', position, text FROM {self.table.name} "
-                                 f"WHERE {where}"), params)
-        conn.execute(sa.text(f"DELETE FROM {self.table.name} WHERE {where}"), params)
+        self._index(conn).delete(conn, where, params, bulk=self._bulk)
 
 
-class History:
+class History(Queries):
     """Queries over the history read model; every read is scoped by app (and user, session)."""
 
-    def __init__(self, db: Database, projection: HistoryProjection | None = None) -> None:
-        self.db = db
+    def __init__(self, db: Database, projection: HistoryProjection | None = None,
+                 ready: Ready | None = None) -> None:
+        super().__init__(db, ready)
         self.projection = projection or HistoryProjection()
 
     async def messages(self, *, app_name: str, user_id: str, session_id: str,
@@ -254,29 +212,17 @@ class History:
         if session_id is not None:
             query = query.where(t.c.session_id == session_id)
         query = _filters(query, t, roles, since, until, None)
-        if self.db.dialect == "sqlite":
-            fts = sa.table(self.projection.fts, sa.column("rowid"), sa.column("rank"))
-            matched = " ".join('"' + word.replace('"', '""') + '"' for word in words)
-            query = (query.join(fts, fts.c.rowid == t.c.position)
-                     .where(sa.text(f"{self.projection.fts} MATCH :match").bindparams(
-                         match=matched)))
-        else:
-            tsquery = sa.func.plainto_tsquery(sa.literal_column("'simple'"), " ".join(words))
-            tsv: Any = sa.literal_column(f"{t.name}.tsv")
-            query = query.where(tsv.op("@@")(tsquery))
+        query = self.db.dialect.text_index(t, self.projection.fts).match(query, words)
         return await self._fetch(query.order_by(t.c.position.desc()).limit(limit))
 
     async def count(self, *, app_name: str, user_id: str, session_id: str) -> int:
         t = self.projection.table
-        query = sa.select(sa.func.count()).select_from(t).where(
+        query = sa.select(sa.func.count().label("count")).select_from(t).where(
             t.c.app_name == app_name, t.c.user_id == user_id, t.c.session_id == session_id)
-        async with self.db.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
+        return int((await self.rows(query))[0]["count"] or 0)
 
     async def _fetch(self, query: Any) -> list[Message]:
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [Message(**row._mapping) for row in rows]
+        return [Message(**row) for row in await self.rows(query)]
 
 
 def _columns(t: sa.Table) -> list[Any]:

@@ -13,23 +13,19 @@ live rows instead of swapping.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.engine import Connection
 
-from projections import engine, tables
-from projections.engine import Projection
+from projections import checkpoints, tables
+from projections.protocol import Projection
 from session_store import gc_pause
-from session_store.events import RecordedEvent
-from session_store.log import EventLog
-from session_store.records import RECORD_COLUMNS, decode_rows
+from session_store.domain.events import RecordedEvent
+from session_store.log.eventlog import EventLog
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +54,7 @@ def _create(conn: Connection, fresh: Sequence[Projection]) -> int:
     for projection in fresh:
         tables.drop(conn, projection)
         tables.create(conn, projection, indexes=False)
-    return engine.last_position(conn)
+    return checkpoints.last_position(conn)
 
 
 def _fold(conn: Connection, fresh: Sequence[Projection], events: Sequence[RecordedEvent]) -> None:
@@ -74,63 +70,23 @@ def _drop(conn: Connection, fresh: Sequence[Projection]) -> None:
 def _finish(conn: Connection, live: Sequence[Projection], fresh: Sequence[Projection],
             done: int) -> tuple[int, int]:
     """Under the write lock: fold the rest into the fresh tables and swap them in."""
-    engine.lock_writes(conn)
+    checkpoints.lock_writes(conn)
     for projection in live:
-        engine.read_checkpoint(conn, projection.name, for_update=True)
-    rest = engine.read_after(conn, done)
+        checkpoints.read_checkpoint(conn, projection.name, for_update=True)
+    rest = checkpoints.read_after(conn, done)
     if rest:
         _fold(conn, fresh, rest)
-    last = max(done, engine.last_position(conn))
+    last = max(done, checkpoints.last_position(conn))
     for old, new in zip(live, fresh, strict=True):
         tables.swap(conn, old, new)
-        engine.record_checkpoint(conn, old.name, last, version=old.version)
+        checkpoints.record_checkpoint(conn, old.name, last, version=old.version)
     return len(rest), last
-
-
-def _reader(event_log: EventLog) -> Callable[[int, int], Awaitable[list[RecordedEvent]]]:
-    """`read(after, limit)`: the next events of the log, for the pass.
-
-    On SQLite a plain `sqlite3` connection reads in a worker thread: no event
-    loop hop per row, and the event loop stays free for appends meanwhile.
-    """
-    db = event_log.db
-    if db.dialect != "sqlite" or not db.url.database:
-        async def read_async(after: int, limit: int) -> list[RecordedEvent]:
-            return [record async for record in event_log.read_all(
-                from_position=after + 1, limit=limit, batch_size=limit)]
-        return read_async
-    path = db.url.database
-    local = threading.local()
-
-    def read_sync(after: int, limit: int) -> list[RecordedEvent]:
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = sqlite3.connect(path, check_same_thread=False)
-        rows = conn.execute(_SELECT, (after, limit)).fetchall()
-        return decode_rows(rows)
-
-    async def read_thread(after: int, limit: int) -> list[RecordedEvent]:
-        return await asyncio.to_thread(read_sync, after, limit)
-
-    return read_thread
-
-
-_SELECT = (f"SELECT {', '.join(c.name for c in RECORD_COLUMNS)} FROM ss_events "
-           "WHERE position > ? ORDER BY position LIMIT ?")
-
-
-def _bulk(fresh: Sequence[Projection], conn: Connection | None) -> None:
-    """Tell fresh projections that a bulk fill starts (conn None) or has ended."""
-    for projection in fresh:
-        hook = getattr(projection, "start_bulk" if conn is None else "finish_bulk", None)
-        if hook is not None:
-            hook() if conn is None else hook(conn)
 
 
 def _index(conn: Connection, fresh: Sequence[Projection]) -> None:
     for projection in fresh:
         tables.create_indexes(conn, projection)
-    _bulk(fresh, conn)
+        projection.finish_bulk(conn)
 
 
 async def fold_pass(event_log: EventLog, fresh: Sequence[Projection], *,
@@ -143,12 +99,13 @@ async def fold_pass(event_log: EventLog, fresh: Sequence[Projection], *,
     """
     total = await event_log.last_position()
     await event_log.run_schema(_create, fresh)
-    _bulk(fresh, None)
-    read = _reader(event_log)
+    for projection in fresh:
+        projection.start_bulk()
+    scan = event_log.db.dialect.scan(event_log.db)
     done = count = 0
     gc_pause.hold()  # a pass allocates millions of short-lived objects: ~12 % of a rebuild
     try:
-        while batch := await read(done, chunk):
+        while batch := await scan.read(done, chunk):
             await event_log.run_schema(_fold, fresh, batch)
             done = batch[-1].position
             count += len(batch)
@@ -158,6 +115,7 @@ async def fold_pass(event_log: EventLog, fresh: Sequence[Projection], *,
                 break
     finally:
         gc_pause.release()
+        await scan.close()
     await event_log.run_schema(_index, fresh)
     return done, count
 
@@ -185,22 +143,22 @@ async def rebuild(event_log: EventLog, live: Sequence[Projection], *,
 
 def _compare(conn: Connection, live: Sequence[Projection], fresh: Sequence[Projection],
              catchup: set[str], done: int) -> list[str]:
-    engine.lock_writes(conn)
+    checkpoints.lock_writes(conn)
     for projection in live:
         if projection.name in catchup:
-            engine.read_checkpoint(conn, projection.name, for_update=True)
-    rest = engine.read_after(conn, done)
+            checkpoints.read_checkpoint(conn, projection.name, for_update=True)
+    rest = checkpoints.read_after(conn, done)
     if rest:
         _fold(conn, fresh, rest)
-    last = max(done, engine.last_position(conn))
+    last = max(done, checkpoints.last_position(conn))
     differences: list[str] = []
     for old, new in zip(live, fresh, strict=True):
         if old.name in catchup:  # bring it to `last` the way its follower would
-            position = engine.read_checkpoint(conn, old.name)
-            behind = engine.read_after(conn, position)
+            position = checkpoints.read_checkpoint(conn, old.name)
+            behind = checkpoints.read_after(conn, position)
             if behind:
                 old.apply(conn, behind)
-                engine.record_checkpoint(conn, old.name, behind[-1].position)
+                checkpoints.record_checkpoint(conn, old.name, behind[-1].position)
         differences.extend(tables.compare(old.name, old.tables(), tables.dump(conn, old),
                                           tables.dump(conn, new)))
         tables.drop(conn, new)

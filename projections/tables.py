@@ -1,12 +1,5 @@
-"""Table plumbing shared by the engine: create, drop, swap and dump a projection's tables.
-
-Besides `tables()`, a projection may define three optional hooks for what
-SQLAlchemy's `Table` cannot describe (the full-text index of history):
-
-- `install(conn)`: run once right after its tables were created;
-- `extra_tables(dialect) -> list[str]`: more table names it owns (dropped and
-  renamed along with its tables, same suffix rule);
-- `dump_extras(conn) -> dict[str, list[tuple]]`: their rows, for `verify`.
+"""Table plumbing shared by the runtime: create, drop, swap and dump a projection's tables
+(with what its optional hooks add: `install`, `extra_tables`, `dump_extras`).
 
 Table and index names carry the projection's suffix, so a rebuild's fresh
 copies never collide with the live ones (PostgreSQL and SQLite index names are
@@ -17,24 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTable
 
-if TYPE_CHECKING:
-    from projections.engine import Projection
-
-Rows = list[tuple[Any, ...]]
+from projections.protocol import Projection, Rows
+from session_store.storage.database import dialect_of
 
 
-def table_names(projection: Projection, dialect: str) -> list[str]:
-    names = [table.name for table in projection.tables()]
-    extra = getattr(projection, "extra_tables", None)
-    if extra is not None:
-        names.extend(extra(dialect))
-    return names
+def table_names(projection: Projection, conn: Connection) -> list[str]:
+    return [*(table.name for table in projection.tables()),
+            *projection.extra_tables(dialect_of(conn))]
 
 
 def create(conn: Connection, projection: Projection, *, indexes: bool = True) -> bool:
@@ -49,9 +37,8 @@ def create(conn: Connection, projection: Projection, *, indexes: bool = True) ->
             for index in table.indexes:
                 index.create(conn)
         created = True
-    install = getattr(projection, "install", None)
-    if created and install is not None:
-        install(conn)
+    if created:
+        projection.install(conn)
     return created
 
 
@@ -63,14 +50,13 @@ def create_indexes(conn: Connection, projection: Projection) -> None:
 
 
 def drop(conn: Connection, projection: Projection) -> None:
-    for name in reversed(table_names(projection, conn.dialect.name)):
+    for name in reversed(table_names(projection, conn)):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
 
 def swap(conn: Connection, live: Projection, fresh: Projection) -> None:
     """Replace the live tables with the fresh ones, in the caller's transaction."""
-    dialect = conn.dialect.name
-    for old, new in zip(table_names(live, dialect), table_names(fresh, dialect), strict=True):
+    for old, new in zip(table_names(live, conn), table_names(fresh, conn), strict=True):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {old}")
         conn.exec_driver_sql(f"ALTER TABLE {new} RENAME TO {old}")
 
@@ -82,9 +68,7 @@ def dump(conn: Connection, projection: Projection) -> dict[str, Rows]:
         order = list(table.primary_key.columns) or list(table.columns)
         rows = conn.execute(sa.select(*table.columns).order_by(*order)).all()
         result[f"table{index}"] = [tuple(row) for row in rows]
-    extras = getattr(projection, "dump_extras", None)
-    if extras is not None:
-        result.update(extras(conn))
+    result.update(projection.dump_extras(conn))
     return result
 
 

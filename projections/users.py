@@ -12,7 +12,6 @@ a purge leaves the same rows whether the fold saw the payloads or not.
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,19 +19,21 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from session_store.database import Database
-from session_store.events import InteractionTracked, MessageAppended, RecordedEvent
-from session_store.lookup import CHUNK, keyed_select
-from session_store.schema import sqlite_upsert, upsert
+from projections.protocol import Projection, Queries, Ready
+from session_store.domain.events import InteractionTracked, MessageAppended, RecordedEvent
+from session_store.domain.lifecycle import (
+    ACTIVE,
+    ARCHIVED,
+    DELETED,
+    ENDED,
+    EXPIRED,
+    STATUSES,
+    WAKES,
+    next_status,
+)
+from session_store.storage.database import Database, dialect_of
 
-ACTIVE, ARCHIVED, ENDED, EXPIRED, DELETED = "active", "archived", "ended", "expired", "deleted"
-STATUSES = (ACTIVE, ARCHIVED, ENDED, EXPIRED)
-_STATUS_OF = {"SessionArchived": ARCHIVED, "SessionReactivated": ACTIVE, "SessionEnded": ENDED,
-              "SessionExpired": EXPIRED, "SessionDeleted": DELETED}
-_WAKES = frozenset({"MessageAppended", "StateChanged", "InteractionTracked", "MetadataChanged",
-                    "MessageRetracted", "HistoryCleared"})
-"""Activity that brings an expired session back (as the heads fold does)."""
-_ACTIVITY = _WAKES | {"SessionCreated", "SessionReactivated"}
+_ACTIVITY = WAKES | {"SessionCreated", "SessionReactivated"}
 _USER_COUNTS = (ACTIVE, ARCHIVED, ENDED, EXPIRED, DELETED)
 
 
@@ -90,13 +91,11 @@ def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table]:
     return users, sessions
 
 
-_USER_VALUES = ["first_seen", "last_active", *_USER_COUNTS, "messages", "tokens_in",
-                "tokens_out"]
 _SESSION_VALUES = ["status", "created_at", "last_active", "messages", "tokens_in", "tokens_out"]
 Key = tuple[str, ...]
 
 
-class UsersProjection:
+class UsersProjection(Projection):
     """The user-index read model (name `users`)."""
 
     name = "users"
@@ -104,12 +103,6 @@ class UsersProjection:
 
     def __init__(self, suffix: str = "") -> None:
         self.users, self.sessions = make_tables(suffix)
-        self._upserts = {
-            dialect: (upsert(self.users, dialect, ["app_name", "user_id"], _USER_VALUES),
-                      upsert(self.sessions, dialect, ["app_name", "user_id", "session_id"],
-                             _SESSION_VALUES))
-            for dialect in ("sqlite", "postgresql")
-        }
 
     def tables(self) -> Sequence[sa.Table]:
         return (self.users, self.sessions)
@@ -129,51 +122,29 @@ class UsersProjection:
         for event in events:
             if event.session_id:
                 _fold(sessions, users, event)
-        self._write(conn, self.sessions, sessions)
-        self._write(conn, self.users, users)
+        _write(conn, self.sessions, sessions)
+        _write(conn, self.users, users)
 
-    def _write(self, conn: Connection, table: sa.Table, rows: dict[Key, dict[str, Any] | None]
-               ) -> None:
-        names = [c.name for c in table.primary_key.columns]
-        live = sorted((key, row) for key, row in rows.items() if row is not None)
-        gone = [key for key, row in rows.items() if row is None]
-        driver: Any = conn.connection.driver_connection
-        if isinstance(driver, sqlite3.Connection):  # plain tuples: SQLAlchemy costs more
-            values = _USER_VALUES if table is self.users else _SESSION_VALUES
-            if live:
-                driver.executemany(sqlite_upsert(table.name, names, values),
-                                   [(*key, *(row[v] for v in values)) for key, row in live])
-            if gone:
-                where = " AND ".join(f"{name} = ?" for name in names)
-                driver.executemany(f"DELETE FROM {table.name} WHERE {where}", gone)
-            return
-        if live:
-            statement = self._upserts[conn.dialect.name][0 if table is self.users else 1]
-            conn.execute(statement, [{**dict(zip(names, key, strict=True)), **row}
-                                     for key, row in live])
-        for key in gone:
-            conn.execute(table.delete().where(
-                *(table.c[name] == value for name, value in zip(names, key, strict=True))))
+
+def _values(table: sa.Table) -> list[str]:
+    keys = {c.name for c in table.primary_key.columns}
+    return [c.name for c in table.columns if c.name not in keys]
 
 
 def _load(conn: Connection, table: sa.Table, keys: set[Key]) -> dict[Key, dict[str, Any]]:
-    pk = [c.name for c in table.primary_key.columns]
-    columns = [c.name for c in table.columns if c.name not in pk]
-    key_list = list(keys)
-    found: dict[Key, dict[str, Any]] = {}
-    driver: Any = conn.connection.driver_connection
-    for start in range(0, len(key_list), CHUNK):
-        chunk = key_list[start:start + CHUNK]
-        if isinstance(driver, sqlite3.Connection):  # a tuple IN list scans: join instead
-            result: Any = driver.execute(
-                keyed_select(table.name, [*pk, *columns], pk, len(chunk)),
-                [part for key in chunk for part in key])
-        else:
-            result = conn.execute(sa.select(*(table.c[name] for name in [*pk, *columns]))
-                                  .where(sa.tuple_(*(table.c[name] for name in pk)).in_(chunk)))
-        for row in result:
-            found[tuple(row[:len(pk)])] = dict(zip(columns, row[len(pk):], strict=True))
-    return found
+    width = len(table.primary_key.columns)
+    values = _values(table)
+    columns = [c.name for c in table.columns]
+    rows = dialect_of(conn).select_keyed(conn, table, columns, list(keys))
+    return {tuple(row[:width]): dict(zip(values, row[width:], strict=True)) for row in rows}
+
+
+def _write(conn: Connection, table: sa.Table, rows: dict[Key, dict[str, Any] | None]) -> None:
+    dialect = dialect_of(conn)
+    values = _values(table)
+    live = sorted((key, row) for key, row in rows.items() if row is not None)
+    dialect.upsert(conn, table, [(*key, *(row[v] for v in values)) for key, row in live])
+    dialect.delete_keyed(conn, table, [key for key, row in rows.items() if row is None])
 
 
 def _fold(sessions: dict[Key, dict[str, Any] | None], users: dict[Key, dict[str, Any] | None],
@@ -202,10 +173,8 @@ def _fold(sessions: dict[Key, dict[str, Any] | None], users: dict[Key, dict[str,
         if not any(user[status] for status in _USER_COUNTS):
             users[key[:2]] = None
         return
-    status = _STATUS_OF.get(kind)
-    if status is None and kind in _WAKES and session["status"] == EXPIRED:
-        status = ACTIVE
-    if status is not None and session["status"] != DELETED:
+    status = DELETED if kind == "SessionDeleted" else next_status(session["status"], kind)
+    if status != session["status"] and session["status"] != DELETED:
         user[session["status"]] -= 1
         user[status] += 1
         session["status"] = status
@@ -228,17 +197,18 @@ def _fold(sessions: dict[Key, dict[str, Any] | None], users: dict[Key, dict[str,
         user["tokens_out"] += tokens_out
 
 
-class Users:
+class Users(Queries):
     """Queries over the user index."""
 
-    def __init__(self, db: Database, projection: UsersProjection | None = None) -> None:
-        self.db = db
+    def __init__(self, db: Database, projection: UsersProjection | None = None,
+                 ready: Ready | None = None) -> None:
+        super().__init__(db, ready)
         self.projection = projection or UsersProjection()
 
     async def get(self, *, app_name: str, user_id: str) -> UserSummary | None:
         u = self.projection.users
-        rows = await self._fetch(sa.select(u).where(u.c.app_name == app_name,
-                                                    u.c.user_id == user_id))
+        rows = await self.rows(sa.select(u).where(u.c.app_name == app_name,
+                                                  u.c.user_id == user_id))
         return _summary(rows[0]) if rows else None
 
     async def list(self, *, app_name: str, active_since: float | None = None,
@@ -251,7 +221,7 @@ class Users:
             query = query.where(u.c.last_active >= active_since)
         if after is not None:
             query = query.where(u.c.user_id > after)
-        rows = await self._fetch(query.order_by(u.c.user_id).limit(limit))
+        rows = await self.rows(query.order_by(u.c.user_id).limit(limit))
         return [_summary(row) for row in rows]
 
     async def sessions(self, *, app_name: str, user_id: str, status: str | None = None
@@ -262,13 +232,9 @@ class Users:
                                    s.c.status != DELETED)
         if status is not None:
             query = query.where(s.c.status == status)
-        rows = await self._fetch(query.order_by(s.c.last_active, s.c.session_id))
+        rows = await self.rows(query.order_by(s.c.last_active, s.c.session_id))
         return [UserSession(**{k: row[k] for k in ("session_id", *_SESSION_VALUES)})
                 for row in rows]
-
-    async def _fetch(self, query: Any) -> builtins.list[Any]:
-        async with self.db.engine.connect() as conn:
-            return builtins.list((await conn.execute(query)).mappings().all())
 
 
 def _summary(row: Any) -> UserSummary:

@@ -33,9 +33,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from session_store.database import connect
-from session_store.events import Event, MessageAppended, SessionKey, encode_payload, new_ids
-from session_store.log import EventLog
+from session_store.domain.events import Event, MessageAppended, SessionKey, encode_payload, new_ids
+from session_store.log.eventlog import EventLog
+from session_store.storage.database import connect
 
 TARGETS = {
     ("sqlite", "sequential"): 4_000,

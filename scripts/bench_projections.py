@@ -45,8 +45,7 @@ from typing import Any
 
 import session_store  # noqa: F401  (import order: the facade before the projections)
 from projections.runtime import ProjectionRuntime
-from session_store.database import connect
-from session_store.events import (
+from session_store.domain.events import (
     Event,
     InteractionTracked,
     MessageAppended,
@@ -56,7 +55,8 @@ from session_store.events import (
     StateChanged,
     Usage,
 )
-from session_store.log import EventLog
+from session_store.log.eventlog import EventLog
+from session_store.storage.database import connect
 
 WORDS = ["the", "agent", "asked", "what", "weather", "would", "be", "like", "tomorrow", "in",
          "paris", "and", "whether", "to", "pack", "an", "umbrella", "for", "trip", "budget",

@@ -1,19 +1,50 @@
-"""session-store: AI-agent conversations as an event-sourced log."""
+"""session-store: AI-agent conversations as an event-sourced log.
 
-from session_store.errors import (
-    ConcurrencyError,
-    InvalidEvent,
-    SchemaError,
-    SessionAlreadyExists,
-    SessionClosed,
-    SessionNotFound,
-    SessionStoreError,
-    StoreUnavailable,
-)
-from session_store.events import Event, RecordedEvent, SessionKey, Usage
-from session_store.session import Session, SessionPage, SessionStatistics
-from session_store.store import SessionStore, open_store
-from session_store.sync import SyncSessionStore
+The public names are imported lazily (PEP 562): `import session_store.domain.events`
+does not pull in the facade, the database drivers or the projections.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
+    from session_store.domain.events import Event, RecordedEvent, SessionKey, Usage
+    from session_store.domain.snapshot import Session, SessionPage, SessionStatistics
+    from session_store.errors import (
+        ConcurrencyError,
+        InvalidEvent,
+        SchemaError,
+        SessionAlreadyExists,
+        SessionClosed,
+        SessionNotFound,
+        SessionStoreError,
+        StoreUnavailable,
+    )
+    from session_store.store import SessionStore, open_store
+    from session_store.sync import SyncSessionStore
+
+_HOMES = {
+    "ConcurrencyError": "session_store.errors",
+    "InvalidEvent": "session_store.errors",
+    "SchemaError": "session_store.errors",
+    "SessionAlreadyExists": "session_store.errors",
+    "SessionClosed": "session_store.errors",
+    "SessionNotFound": "session_store.errors",
+    "SessionStoreError": "session_store.errors",
+    "StoreUnavailable": "session_store.errors",
+    "Event": "session_store.domain.events",
+    "RecordedEvent": "session_store.domain.events",
+    "SessionKey": "session_store.domain.events",
+    "Usage": "session_store.domain.events",
+    "Session": "session_store.domain.snapshot",
+    "SessionPage": "session_store.domain.snapshot",
+    "SessionStatistics": "session_store.domain.snapshot",
+    "SessionStore": "session_store.store",
+    "open_store": "session_store.store",
+    "SyncSessionStore": "session_store.sync",
+}
 
 __all__ = [
     "ConcurrencyError",
@@ -21,17 +52,30 @@ __all__ = [
     "InvalidEvent",
     "RecordedEvent",
     "SchemaError",
+    "Session",
     "SessionAlreadyExists",
     "SessionClosed",
     "SessionKey",
     "SessionNotFound",
-    "Session",
     "SessionPage",
     "SessionStatistics",
     "SessionStore",
-    "SyncSessionStore",
-    "open_store",
     "SessionStoreError",
     "StoreUnavailable",
+    "SyncSessionStore",
     "Usage",
+    "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'session_store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

@@ -1,23 +1,21 @@
 """`verify`: re-check the log's hash chains and version continuity, and compare
 every projection with a fresh fold of the log.
+
+It takes the log and the projection runtime, not the store: the facade calls it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import sqlalchemy as sa
-
-from projections.heads import fold_all
+from projections.runtime import ProjectionRuntime
 from session_store import reads
-from session_store.events import SessionKey
-from session_store.schema import events
-from session_store.writer import chain_hash
-
-if TYPE_CHECKING:
-    from session_store.store import SessionStore
+from session_store.domain.events import SessionKey
+from session_store.domain.lifecycle import fold_all
+from session_store.log.eventlog import EventLog
+from session_store.storage.codec import chain_hash
 
 _BATCH = 5000
 
@@ -33,10 +31,11 @@ class Report:
         return not self.problems
 
 
-async def verify(store: SessionStore, key: SessionKey | None = None) -> Report:
+async def verify(log: EventLog, runtime: ProjectionRuntime, key: SessionKey | None = None
+                 ) -> Report:
     report = Report()
     chains: dict[SessionKey, tuple[int, str]] = {}
-    async for row in _raw_rows(store, key):
+    async for row in _raw_rows(log, key):
         position, app, user, session, version, type_name, data, event_id, at, digest = row
         stream = SessionKey(app, user, session)
         report.events += 1
@@ -52,38 +51,37 @@ async def verify(store: SessionStore, key: SessionKey | None = None) -> Report:
         chains[stream] = (version, digest)
     report.streams = len(chains)
     if key is None:
-        report.problems.extend(await store.projections.verify())
+        report.problems.extend(await runtime.verify())
     else:
-        report.problems.extend(await _verify_head(store, key))
+        report.problems.extend(await _verify_head(log, key))
     return report
 
 
-async def _verify_head(store: SessionStore, key: SessionKey) -> list[str]:
+async def _verify_head(log: EventLog, key: SessionKey) -> list[str]:
     """One session: its head row against a fresh fold of its stream.
 
     Re-folding every projection into scratch tables reads the whole log; for one
     session the head is the read model its reads come from.
     """
-    folded = fold_all([record async for record in store.log.read_stream(key)])
-    async with store.db.engine.connect() as conn:
-        stored, _ = await reads.load_heads(conn, key)
+    folded = fold_all([record async for record in log.read_stream(key)])
+    stored, _ = await reads.load_heads(log.db, key)
     if stored != folded:
         return [f"{_name(key)}: the session head differs from a fresh fold of its events"]
     return []
 
 
-async def _raw_rows(store: SessionStore, key: SessionKey | None) -> AsyncIterator[Any]:
-    columns = (events.c.position, events.c.app_name, events.c.user_id, events.c.session_id,
-               events.c.version, events.c.type, events.c.data, events.c.event_id,
-               events.c.recorded_at, events.c.hash)
-    where = [] if key is None else [events.c.app_name == key[0], events.c.user_id == key[1],
-                                    events.c.session_id == key[2]]
+_COLUMNS = ("position, app_name, user_id, session_id, version, type, data, event_id, "
+            "recorded_at, hash")
+
+
+async def _raw_rows(log: EventLog, key: SessionKey | None) -> AsyncIterator[Any]:
+    where = "" if key is None else "app_name = ? AND user_id = ? AND session_id = ? AND "
+    query = (f"SELECT {_COLUMNS} FROM ss_events WHERE {where}position > ? "
+             f"ORDER BY position LIMIT {_BATCH}")
+    params: list[Any] = [] if key is None else list(key)
     position = 0
     while True:
-        query = (sa.select(*columns).where(*where, events.c.position > position)
-                 .order_by(events.c.position).limit(_BATCH))
-        async with store.db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await log.db.dialect.fetch(log.db, query, [*params, position])
         for row in rows:
             yield row
         if len(rows) < _BATCH:

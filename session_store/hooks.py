@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
+from session_store.domain.events import PAYLOAD_TYPES, Payload, RecordedEvent, SessionKey
 from session_store.errors import InvalidEvent
-from session_store.events import PAYLOAD_TYPES, Payload, RecordedEvent, SessionKey
 
 log = structlog.get_logger(__name__)
 

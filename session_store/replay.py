@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.heads import Head, fold, scope_stream
 from session_store import reads
-from session_store.events import MessageAppended, RecordedEvent, SessionKey
-from session_store.log import EventLog
-from session_store.session import Session
+from session_store.domain.events import MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.lifecycle import Head, fold
+from session_store.domain.scopes import SHARED_SCOPES, scope_stream
+from session_store.domain.snapshot import Session, snapshot
+from session_store.log.eventlog import EventLog
 
 
 async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | None = None,
@@ -21,9 +22,8 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
     streams up to the global position of the session's event `to_version`: the
     session exactly as it was then.
     """
-    async with log.db.engine.connect() as conn:
-        if await reads.tombstoned(conn, key):
-            return None  # a deleted session is hidden at every version, not only the last
+    if await reads.tombstoned(log.db, key):
+        return None  # a deleted session is hidden at every version, not only the last
     head: Head | None = None
     messages: list[RecordedEvent] = []
     last_position = 0
@@ -44,7 +44,7 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
         visible = visible[-recent:] if recent else []
     scoped: dict[str, Any] = {}
     until = last_position if to_version is not None else None
-    for scope in ("user", "app"):
+    for scope in SHARED_SCOPES:
         scope_head: Head | None = None
         async for record in log.read_stream(scope_stream(key, scope)):
             if until is not None and record.position > until:
@@ -52,4 +52,4 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
             scope_head = fold(scope_head, record)
         if scope_head is not None:
             scoped.update(scope_head.state)
-    return reads.snapshot(head, scoped, visible)
+    return snapshot(head, scoped, visible)

@@ -1,41 +1,30 @@
 """The facade: commands become events appended to the log; queries read projections.
 
 `open_store()` opens (and creates or upgrades) a store; every method of
-`SessionStore` is async. See API.md for the contract.
+`SessionStore` is async. See docs/API.md for the contract.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import msgspec
 
-from projections.heads import decode_head, key_scope, scope_stream
+from projections.analytics import Analytics, AnalyticsProjection
+from projections.heads import HeadsProjection
+from projections.history import History, HistoryProjection
+from projections.protocol import Projection
+from projections.rebuild import Progress, RebuildReport
 from projections.runtime import ProjectionRuntime
-from session_store import audit, reads, validation
-from session_store.arguments import (
-    check_count,
-    check_event,
-    key_of,
-    ref,
-    tags_of,
-    timeout_of,
-    without_temp,
-)
-from session_store.consistency import ReadYourWrites
-from session_store.database import Database, Durability, connect
-from session_store.errors import (
-    ConcurrencyError,
-    InvalidEvent,
-    SessionAlreadyExists,
-    SessionNotFound,
-    StoreUnavailable,
-)
-from session_store.events import (
+from projections.users import Users, UsersProjection
+from session_store import audit, reads
+from session_store.domain import validation
+from session_store.domain.events import (
     Event,
     HistoryCleared,
     InteractionTracked,
@@ -53,19 +42,37 @@ from session_store.events import (
     SessionPurged,
     SessionReactivated,
     StateChanged,
-    new_id,
+)
+from session_store.domain.ids import new_id
+from session_store.domain.scopes import delta_of, shared_deltas, without_temp
+from session_store.domain.snapshot import Session, SessionPage, snapshot
+from session_store.domain.validation import check_count, key_of, ref
+from session_store.errors import (
+    ConcurrencyError,
+    InvalidEvent,
+    SessionAlreadyExists,
+    SessionNotFound,
+    StoreUnavailable,
 )
 from session_store.hooks import Hook, Hooks, Middleware
-from session_store.log import ANY, NO_STREAM, EventLog
+from session_store.log import ANY, NO_STREAM
+from session_store.log.batching import Append
+from session_store.log.eventlog import EventLog
 from session_store.replay import replay_session
-from session_store.session import Session, SessionPage
-from session_store.writer import Append
+from session_store.storage.database import Database, Durability, connect, resolve_url
 
 SessionRef = Session | SessionKey | tuple[str, str, str]
 
 
 class SessionStore:
     """Sessions of AI-agent conversations, kept as an event log with projections."""
+
+    history: History
+    """Messages with filters and full-text search."""
+    users: Users
+    """Per-user summaries."""
+    analytics: Analytics
+    """Tokens, messages and response times per session, user, app and day."""
 
     def __init__(self, db: Database, log: EventLog, runtime: ProjectionRuntime) -> None:
         self.db = db
@@ -74,15 +81,23 @@ class SessionStore:
         self.hooks = Hooks()
         self.written = 0
         """The newest log position this store has appended (read-your-writes target)."""
+        found = runtime.projections
+        self.history = History(db, _built_in(found, "history", HistoryProjection), self._ready)
+        self.users = Users(db, _built_in(found, "users", UsersProjection), self._ready)
+        self.analytics = Analytics(db, _built_in(found, "analytics", AnalyticsProjection),
+                                   self._ready)
 
     @classmethod
     async def open(cls, url: str | None = None, *, durability: Durability = "normal",
                    max_event_bytes: int = validation.DEFAULT_MAX_EVENT_BYTES,
                    projections: Mapping[str, str] | None = None,
+                   extra_projections: Sequence[Projection] = (),
                    pool_size: int = 10) -> SessionStore:
         db = connect(url, durability=durability, pool_size=pool_size)
         log = EventLog(db, max_event_bytes=max_event_bytes)
-        runtime = ProjectionRuntime(log, modes=projections)
+        runtime = ProjectionRuntime(
+            log, [HeadsProjection(), HistoryProjection(), UsersProjection(),
+                  AnalyticsProjection(), *extra_projections], modes=projections)
         try:
             await log.prepare()
             await runtime.start()
@@ -106,25 +121,11 @@ class SessionStore:
                         traceback: TracebackType | None) -> None:
         await self.close()
 
-    # --- read models and hooks ------------------------------------------------------
+    # --- read models, hooks, the store itself -------------------------------------------
 
-    @property
-    def history(self) -> Any:
-        """Messages with filters and full-text search (`projections.history.History`)."""
-        return self._read_model(self.projections.history)
-
-    @property
-    def users(self) -> Any:
-        """Per-user summaries (`projections.users.Users`)."""
-        return self._read_model(self.projections.users)
-
-    @property
-    def analytics(self) -> Any:
-        """Tokens, messages and response times (`projections.analytics.Analytics`)."""
-        return self._read_model(self.projections.analytics)
-
-    def _read_model(self, queries: Any) -> ReadYourWrites:
-        return ReadYourWrites(queries, lambda: self.written, self.projections.wait_for)
+    async def _ready(self) -> None:
+        """Read-your-writes: the catch-up read models have folded what this store wrote."""
+        await self.projections.wait_for(self.written, _READ_YOUR_WRITES_SECONDS)
 
     async def wait_for(self, position: int, timeout: float | None = None) -> None:
         """Return once every catch-up projection has folded the log up to `position`."""
@@ -138,6 +139,23 @@ class SessionStore:
         """Call `hook(recorded_event)` after each committed event of that type ('*' for all)."""
         self.hooks.on(event, hook)
 
+    @property
+    def display_url(self) -> str:
+        """Where the store lives, password hidden."""
+        return self.db.display_url
+
+    @property
+    def projection_names(self) -> list[str]:
+        return sorted(self.projections.projections)
+
+    async def last_position(self) -> int:
+        """The position of the newest event in the log (0 when empty)."""
+        return await self.log.last_position()
+
+    async def count_events(self) -> int:
+        """How many events the log holds (every stream, scope streams included)."""
+        return await self.log.count()
+
     # --- sessions -----------------------------------------------------------------------
 
     async def create_session(self, *, app_name: str, user_id: str, session_id: str | None = None,
@@ -150,7 +168,7 @@ class SessionStore:
         created = SessionCreated(
             state=without_temp(initial), metadata=validation.check_mapping(metadata or {},
                                                                              "metadata"),
-            tags=tags_of(tags), timeout=timeout_of(timeout))
+            tags=validation.tags_of(tags), timeout=validation.timeout_of(timeout))
         try:
             await self._append(key, [created], expected_version=NO_STREAM, delta=initial)
         except ConcurrencyError:
@@ -175,32 +193,26 @@ class SessionStore:
             return await replay_session(self.log, key, to_version=at_version,
                                         recent=num_recent_events, since=after_timestamp)
         head, scoped, messages = await reads.load_session(
-            self.db.engine, key, limit=num_recent_events, since=after_timestamp,
-            readers=self.db.point_readers)
+            self.db, key, limit=num_recent_events, since=after_timestamp)
         if head is None or head.deleted:
             return None
-        return reads.snapshot(head, scoped, messages)
+        return snapshot(head, scoped, messages)
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """The `user:` state shared by the user's sessions in the app, keys without prefix.
 
         It outlives the sessions that wrote it (as in Google ADK).
         """
-        return await self._scope_state(SessionKey(validation.check_id(app_name, "app_name"),
-                                                  validation.check_id(user_id, "user_id"), ""))
+        stream = SessionKey(validation.check_id(app_name, "app_name"),
+                            validation.check_id(user_id, "user_id"), "")
+        state = await reads.scope_state(self.db, stream)
+        return {k.removeprefix("user:"): v for k, v in state.items()}
 
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
         """The `app:` state shared by every session of the app, keys without prefix."""
-        return await self._scope_state(
-            SessionKey(validation.check_id(app_name, "app_name"), "", ""))
-
-    async def _scope_state(self, stream: SessionKey) -> dict[str, Any]:
-        async with self.db.engine.connect() as conn:
-            app_state, user_states = await reads.scope_states(
-                conn, stream.app_name, {stream.user_id} if stream.user_id else set())
-        state = user_states.get(stream.user_id, {}) if stream.user_id else app_state
-        prefix = "user:" if stream.user_id else "app:"
-        return {k.removeprefix(prefix): v for k, v in state.items()}
+        stream = SessionKey(validation.check_id(app_name, "app_name"), "", "")
+        state = await reads.scope_state(self.db, stream)
+        return {k.removeprefix("app:"): v for k, v in state.items()}
 
     async def list_sessions(self, *, app_name: str, user_id: str | None = None,
                             status: str | None = None, tags: Sequence[str] | None = None,
@@ -210,24 +222,14 @@ class SessionStore:
         validation.check_id(app_name, "app_name")
         if user_id is not None:
             validation.check_id(user_id, "user_id")
-        if status is not None and status not in reads.STATUSES:
-            raise InvalidEvent(f"status must be one of {reads.STATUSES}, not {status!r}")
+        validation.check_status(status)
         if since is not None:
             validation.check_non_negative(since, "since")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidEvent(f"limit must be an int from 1 to 10000, not {limit!r}")
+        validation.check_page_limit(limit)
         query = reads.page_query(app_name=app_name, user_id=user_id, status=status,
-                                 tags=tags_of(tags) if tags else None, since=since, cursor=cursor,
-                                 limit=limit, now=time.time())
-        async with self.db.engine.connect() as conn:
-            heads = [decode_head(row[0]) for row in (await conn.execute(query)).all()]
-            more = len(heads) > limit
-            heads = heads[:limit]
-            app_state, user_states = await reads.scope_states(
-                conn, app_name, {h.user_id for h in heads})
-        sessions = [reads.snapshot(h, {**user_states.get(h.user_id, {}), **app_state}, ())
-                    for h in heads]
-        return SessionPage(sessions, reads.encode_cursor(heads[-1]) if more else None)
+                                 tags=validation.tags_of(tags) if tags else None, since=since,
+                                 cursor=cursor, limit=limit, now=time.time())
+        return await reads.list_page(self.db, query, app_name=app_name, limit=limit)
 
     async def get_user_sessions(self, *, app_name: str, user_id: str) -> list[Session]:
         sessions: list[Session] = []
@@ -240,12 +242,23 @@ class SessionStore:
                 return sessions
             cursor = page.next_cursor
 
+    async def find_sessions(self, session_id: str, *, app_name: str | None = None,
+                            user_id: str | None = None, limit: int = 20) -> list[SessionKey]:
+        """Keys of the visible sessions with this id, in any app (narrowed when given)."""
+        validation.check_id(session_id, "session_id")
+        validation.check_page_limit(limit)
+        return await reads.find_sessions(self.db, session_id, app_name=app_name,
+                                         user_id=user_id, limit=limit)
+
+    async def app_names(self) -> list[str]:
+        """Every app that has sessions, in order."""
+        return await reads.app_names(self.db)
+
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str,
                              purge: bool = False) -> None:
         """Tombstone the session (hidden everywhere, id never reused); `purge` erases payloads."""
         key = key_of(app_name, user_id, session_id)
-        async with self.db.engine.connect() as conn:
-            head, _ = await reads.load_heads(conn, key)
+        head, _ = await reads.load_heads(self.db, key)
         if head is None:
             raise SessionNotFound(f"session {session_id!r} of user {user_id!r} in app "
                                   f"{app_name!r} does not exist")
@@ -276,7 +289,7 @@ class SessionStore:
         delta: dict[str, Any] = {}
         messages = []
         for event in events:
-            check_event(event)
+            validation.check_event(event)
             if not event.author:
                 event = msgspec.structs.replace(event, author=event.role)
             if event.state_delta:
@@ -318,9 +331,8 @@ class SessionStore:
     async def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
                                 tokens_out: int = 0, response_time: float = 0.0,
                                 model: str | None = None) -> RecordedEvent:
-        for value, what in ((tokens_in, "tokens_in"), (tokens_out, "tokens_out")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidEvent(f"{what} must be an int >= 0, not {value!r}")
+        validation.check_tokens(tokens_in, "tokens_in")
+        validation.check_tokens(tokens_out, "tokens_out")
         validation.check_non_negative(response_time, "response_time")
         tracked = InteractionTracked(tokens_in=tokens_in, tokens_out=tokens_out,
                                      response_time=float(response_time), model=model)
@@ -342,10 +354,8 @@ class SessionStore:
     async def cleanup_expired_sessions(self) -> int:
         """Expire active sessions idle past their own timeout; returns how many."""
         now = time.time()
-        async with self.db.engine.connect() as conn:
-            overdue = await reads.overdue_heads(conn, now)
         expired = 0
-        for head in overdue:
+        for head in await reads.overdue_heads(self.db, now):
             append = self.log.prepare_append(
                 head.key, [SessionExpired(idle_seconds=now - head.last_update_time)],
                 expected_version=head.version)
@@ -356,20 +366,44 @@ class SessionStore:
             expired += 1
         return expired
 
+    async def import_records(self, records: Iterable[RecordedEvent]) -> int:
+        """Append the session streams of exported records, keeping their event ids: what
+        is already stored is not added again. Returns how many session events were read.
+
+        Payloads (message timestamps included) are kept as they were; `recorded_at`,
+        positions and hashes are this log's own. Scope streams are not imported: the
+        sessions' own deltas write them again.
+        """
+        streams: dict[SessionKey, list[RecordedEvent]] = {}
+        for record in records:
+            if record.session_id:
+                streams.setdefault(record.key, []).append(record)
+        for key, found in streams.items():
+            found.sort(key=lambda r: r.version)
+            appends = [self.log.prepare_append(key, [r.data for r in found],
+                                               event_ids=[r.event_id for r in found])]
+            by_stream: dict[SessionKey, list[tuple[str, dict[str, Any]]]] = {}
+            for record in found:
+                for stream, shared in shared_deltas(key, delta_of(record.data)):
+                    by_stream.setdefault(stream, []).append((record.event_id, shared))
+            for stream, changes in by_stream.items():
+                scope = "user" if stream.user_id else "app"
+                appends.append(self.log.prepare_append(
+                    stream, [StateChanged(delta=d) for _, d in changes],
+                    event_ids=[f"{event_id}:{scope}" for event_id, _ in changes]))
+            await self._commit(appends)
+        return sum(len(found) for found in streams.values())
+
     async def _append(self, key: SessionKey, payloads: Sequence[Payload], *,
                       expected_version: int | None = ANY,
                       delta: Mapping[str, Any] | None = None,
                       event_ids: Sequence[str | None] | None = None) -> list[RecordedEvent]:
         """Append to the session's stream, plus app/user scope streams for shared state keys."""
         payloads = await self.hooks.transform(key, payloads)
-        appends = []
         # Scope streams first: their events get lower positions than the session's, so the
         # session as of version N (`at_version`) includes the shared state written with N.
-        for scope in ("app", "user"):
-            shared = {k: v for k, v in (delta or {}).items() if key_scope(k) == scope}
-            if shared:
-                appends.append(self.log.prepare_append(scope_stream(key, scope),
-                                                       [StateChanged(delta=shared)]))
+        appends = [self.log.prepare_append(stream, [StateChanged(delta=shared)])
+                   for stream, shared in shared_deltas(key, delta)]
         appends.append(self.log.prepare_append(key, payloads, expected_version=expected_version,
                                                event_ids=event_ids))
         records = await self._commit(appends)
@@ -413,10 +447,25 @@ class SessionStore:
 
     async def verify(self, session: SessionRef | None = None) -> audit.Report:
         """Re-check hash chains and versions, and compare projections with a fresh fold."""
-        return await audit.verify(self, None if session is None else ref(session))
+        return await audit.verify(self.log, self.projections,
+                                  None if session is None else ref(session))
 
-    async def rebuild(self, names: Sequence[str] | None = None, **options: Any) -> Any:
-        return await self.projections.rebuild(names, **options)
+    async def rebuild(self, names: Sequence[str] | None = None,
+                      progress: Progress | None = None, **options: Any) -> RebuildReport:
+        """Replay the log into fresh tables of the named projections (all by default) and
+        swap them in; `progress(done, total)` is called as the pass goes."""
+        return await self.projections.rebuild(names, progress, **options)
+
+
+_READ_YOUR_WRITES_SECONDS = 30.0
+"""How long a read-model query waits for the follower to reach the store's own writes."""
+
+
+def _built_in(found: Mapping[str, Projection], name: str, kind: type[Any]) -> Any:
+    projection = found[name]
+    if not isinstance(projection, kind):
+        raise TypeError(f"projection {name!r} must be a {kind.__name__}")
+    return projection
 
 
 class _Opening:
@@ -437,6 +486,18 @@ class _Opening:
                         traceback: TracebackType | None) -> None:
         if self._store is not None:
             await self._store.close()
+
+
+def database_file(url: str | None) -> Path | None:
+    """The SQLite file `url` (else `$SESSION_STORE_URL`, else ./sessions.db) names; None for
+    a database server. `StoreUnavailable` for a URL no store can open."""
+    resolved = resolve_url(url)
+    return Path(resolved.database or "") if resolved.get_backend_name() == "sqlite" else None
+
+
+def describe_url(url: str | None) -> str:
+    """`url` as the store resolves it, password hidden."""
+    return resolve_url(url).render_as_string(hide_password=True)
 
 
 def open_store(url: str | None = None, **settings: Any) -> _Opening:

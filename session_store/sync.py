@@ -1,55 +1,96 @@
-"""`SyncSessionStore`: the same methods as `SessionStore`, blocking.
+"""`SyncSessionStore`: the methods of `SessionStore`, blocking.
 
-It runs its own event loop in a background thread; any number of caller
-threads may call it at once (calls are handed to that loop, where the
-group-commit writer batches them). Async iterators come back as lists.
+It runs its own event loop in a background thread; any number of caller threads
+may call it at once (calls are handed to that loop, where the group-commit writer
+batches them). Reads of the log come back as lists, `subscribe` as a blocking
+iterator, and the read models (`history`, `users`, `analytics`) as blocking query
+objects. Every method is written out, with the async one's signature.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from session_store.store import SessionStore
+from projections.analytics import Analytics, Stats
+from projections.history import History, Message
+from projections.rebuild import Progress, RebuildReport
+from projections.users import Users, UserSession, UserSummary
+from session_store.audit import Report
+from session_store.domain.events import Event, RecordedEvent, SessionKey
+from session_store.domain.snapshot import Session, SessionPage
+from session_store.hooks import Hook, Middleware
+from session_store.log import ANY
+from session_store.store import SessionRef, SessionStore
 
-_ITERATORS = frozenset({"read_stream", "read_all"})
-_READ_MODELS = frozenset({"history", "users", "analytics"})
+T = TypeVar("T")
+
+
+class _Loop:
+    """An event loop on a thread of its own, running the coroutines callers hand it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever,
+                                        name="session-store-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:
+        """`iterator`'s items, one blocking step at a time; closing the generator (or
+        leaving a `for` loop over it) closes `iterator` on the loop."""
+        try:
+            while True:
+                try:
+                    yield self.run(_next(iterator))
+                except StopAsyncIteration:
+                    return
+        finally:
+            closing = getattr(iterator, "aclose", None)
+            if closing is not None and self.loop.is_running():
+                self.run(closing())
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+async def _next(iterator: AsyncIterator[T]) -> T:
+    return await iterator.__anext__()
+
+
+async def _collect(iterator: AsyncIterator[T]) -> list[T]:
+    return [item async for item in iterator]
 
 
 class SyncSessionStore:
     """A thread-safe, blocking facade over `SessionStore`."""
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever,
-                                        name="session-store-loop", daemon=True)
-        self._thread.start()
+        self._loop = _Loop()
         try:
-            self._store: SessionStore = self._run(SessionStore.open(url, **settings))
+            self._store: SessionStore = self._loop.run(SessionStore.open(url, **settings))
         except BaseException:
-            self._stop()
+            self._loop.stop()
             raise
-
-    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def __getattr__(self, name: str) -> Any:
-        return _blocking(getattr(self._store, name), name, self._run)
+        self.history = SyncHistory(self._store.history, self._loop)
+        self.users = SyncUsers(self._store.users, self._loop)
+        self.analytics = SyncAnalytics(self._store.analytics, self._loop)
 
     def close(self) -> None:
-        if self._loop.is_running():
+        if self._loop.loop.is_running():
             try:
-                self._run(self._store.close())
+                self._loop.run(self._store.close())
             finally:
-                self._stop()
-
-    def _stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+                self._loop.stop()
 
     def __enter__(self) -> SyncSessionStore:
         return self
@@ -58,27 +99,236 @@ class SyncSessionStore:
                  traceback: TracebackType | None) -> None:
         self.close()
 
+    @property
+    def store(self) -> SessionStore:
+        """The async store underneath (its methods must run on this store's loop)."""
+        return self._store
 
-class _BlockingQueries:
-    """A read model's query object (`store.history`, ...) with blocking methods."""
+    @property
+    def display_url(self) -> str:
+        return self._store.display_url
 
-    def __init__(self, queries: Any, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
-        self._queries, self._run = queries, run
+    @property
+    def projection_names(self) -> list[str]:
+        return self._store.projection_names
 
-    def __getattr__(self, name: str) -> Any:
-        return _blocking(getattr(self._queries, name), name, self._run)
+    def use(self, middleware: Middleware) -> None:
+        self._store.use(middleware)
+
+    def on(self, event: str, hook: Hook) -> None:
+        self._store.on(event, hook)
+
+    def wait_for(self, position: int, timeout: float | None = None) -> None:
+        self._loop.run(self._store.wait_for(position, timeout))
+
+    def last_position(self) -> int:
+        return self._loop.run(self._store.last_position())
+
+    def count_events(self) -> int:
+        return self._loop.run(self._store.count_events())
+
+    # --- sessions -----------------------------------------------------------------------
+
+    def create_session(self, *, app_name: str, user_id: str, session_id: str | None = None,
+                       state: Mapping[str, Any] | None = None,
+                       metadata: Mapping[str, Any] | None = None,
+                       tags: Sequence[str] | None = None,
+                       timeout: float | timedelta | None = None) -> Session:
+        return self._loop.run(self._store.create_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, state=state,
+            metadata=metadata, tags=tags, timeout=timeout))
+
+    def get_session(self, *, app_name: str, user_id: str, session_id: str,
+                    num_recent_events: int | None = None, after_timestamp: float | None = None,
+                    at_version: int | None = None) -> Session | None:
+        return self._loop.run(self._store.get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id,
+            num_recent_events=num_recent_events, after_timestamp=after_timestamp,
+            at_version=at_version))
+
+    def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        return self._loop.run(self._store.get_user_state(app_name=app_name, user_id=user_id))
+
+    def get_app_state(self, *, app_name: str) -> dict[str, Any]:
+        return self._loop.run(self._store.get_app_state(app_name=app_name))
+
+    def list_sessions(self, *, app_name: str, user_id: str | None = None,
+                      status: str | None = None, tags: Sequence[str] | None = None,
+                      since: float | None = None, limit: int = 100,
+                      cursor: str | None = None) -> SessionPage:
+        return self._loop.run(self._store.list_sessions(
+            app_name=app_name, user_id=user_id, status=status, tags=tags, since=since,
+            limit=limit, cursor=cursor))
+
+    def get_user_sessions(self, *, app_name: str, user_id: str) -> list[Session]:
+        return self._loop.run(self._store.get_user_sessions(app_name=app_name, user_id=user_id))
+
+    def find_sessions(self, session_id: str, *, app_name: str | None = None,
+                      user_id: str | None = None, limit: int = 20) -> list[SessionKey]:
+        return self._loop.run(self._store.find_sessions(
+            session_id, app_name=app_name, user_id=user_id, limit=limit))
+
+    def app_names(self) -> list[str]:
+        return self._loop.run(self._store.app_names())
+
+    def delete_session(self, *, app_name: str, user_id: str, session_id: str,
+                       purge: bool = False) -> None:
+        self._loop.run(self._store.delete_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, purge=purge))
+
+    # --- appending ------------------------------------------------------------------------
+
+    def append_event(self, session: SessionRef, event: Event, *,
+                     expected_version: int | None = ANY) -> RecordedEvent:
+        return self._loop.run(self._store.append_event(
+            session, event, expected_version=expected_version))
+
+    def append_events(self, session: SessionRef, events: Sequence[Event], *,
+                      expected_version: int | None = ANY) -> list[RecordedEvent]:
+        return self._loop.run(self._store.append_events(
+            session, events, expected_version=expected_version))
+
+    def retract_message(self, session: SessionRef, message_id: str, *,
+                        expected_version: int | None = ANY) -> RecordedEvent:
+        return self._loop.run(self._store.retract_message(
+            session, message_id, expected_version=expected_version))
+
+    def add_message(self, session: SessionRef, role: str, text: str | None = None,
+                    **fields: Any) -> RecordedEvent:
+        return self._loop.run(self._store.add_message(session, role, text, **fields))
+
+    def update_state(self, session: SessionRef, delta: Mapping[str, Any], *,
+                     expected_version: int | None = ANY) -> RecordedEvent:
+        return self._loop.run(self._store.update_state(
+            session, delta, expected_version=expected_version))
+
+    def update_session_metadata(self, session: SessionRef, patch: Mapping[str, Any], *,
+                                merge: bool = True) -> RecordedEvent:
+        return self._loop.run(self._store.update_session_metadata(session, patch, merge=merge))
+
+    def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
+                          tokens_out: int = 0, response_time: float = 0.0,
+                          model: str | None = None) -> RecordedEvent:
+        return self._loop.run(self._store.track_interaction(
+            session, tokens_in=tokens_in, tokens_out=tokens_out, response_time=response_time,
+            model=model))
+
+    def archive_session(self, session: SessionRef) -> RecordedEvent:
+        return self._loop.run(self._store.archive_session(session))
+
+    def reactivate_session(self, session: SessionRef) -> RecordedEvent:
+        return self._loop.run(self._store.reactivate_session(session))
+
+    def end_session(self, session: SessionRef) -> RecordedEvent:
+        return self._loop.run(self._store.end_session(session))
+
+    def clear_history(self, session: SessionRef) -> RecordedEvent:
+        return self._loop.run(self._store.clear_history(session))
+
+    def cleanup_expired_sessions(self) -> int:
+        return self._loop.run(self._store.cleanup_expired_sessions())
+
+    def import_records(self, records: Iterable[RecordedEvent]) -> int:
+        return self._loop.run(self._store.import_records(records))
+
+    # --- the log ---------------------------------------------------------------------------
+
+    def read_stream(self, session: SessionRef, *, from_version: int = 1,
+                    to_version: int | None = None) -> list[RecordedEvent]:
+        return self._loop.run(_collect(self._store.read_stream(
+            session, from_version=from_version, to_version=to_version)))
+
+    def read_all(self, *, from_position: int = 0, limit: int | None = None,
+                 **filters: Any) -> list[RecordedEvent]:
+        return self._loop.run(_collect(self._store.read_all(
+            from_position=from_position, limit=limit, **filters)))
+
+    def subscribe(self, *, from_position: int = 0, **filters: Any) -> Iterator[RecordedEvent]:
+        """Catch up, then follow the log, blocking for each next event; never ends by itself
+        (break out of the loop, or `close()` the iterator)."""
+        return self._loop.iterate(self._store.subscribe(from_position=from_position, **filters))
+
+    def replay(self, session: SessionRef, *, to_version: int | None = None) -> Session:
+        return self._loop.run(self._store.replay(session, to_version=to_version))
+
+    def verify(self, session: SessionRef | None = None) -> Report:
+        return self._loop.run(self._store.verify(session))
+
+    def rebuild(self, names: Sequence[str] | None = None, progress: Progress | None = None,
+                **options: Any) -> RebuildReport:
+        return self._loop.run(self._store.rebuild(names, progress, **options))
 
 
-def _blocking(target: Any, name: str, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> Any:
-    if name in _ITERATORS:
-        return lambda *a, **k: run(_collect(target(*a, **k)))
-    if name in _READ_MODELS:
-        return _BlockingQueries(target, run)
-    if not asyncio.iscoroutinefunction(target):
-        return target
-    method: Callable[..., Coroutine[Any, Any, Any]] = target
-    return lambda *a, **k: run(method(*a, **k))
+class SyncHistory:
+    """`store.history`, blocking."""
+
+    def __init__(self, queries: History, loop: _Loop) -> None:
+        self._queries, self._loop = queries, loop
+
+    def messages(self, *, app_name: str, user_id: str, session_id: str,
+                 roles: Sequence[str] | None = None, since: float | None = None,
+                 until: float | None = None, after_version: int | None = None,
+                 limit: int | None = None) -> list[Message]:
+        return self._loop.run(self._queries.messages(
+            app_name=app_name, user_id=user_id, session_id=session_id, roles=roles,
+            since=since, until=until, after_version=after_version, limit=limit))
+
+    def search(self, text: str, *, app_name: str, user_id: str | None = None,
+               session_id: str | None = None, roles: Sequence[str] | None = None,
+               since: float | None = None, until: float | None = None,
+               limit: int = 50) -> list[Message]:
+        return self._loop.run(self._queries.search(
+            text, app_name=app_name, user_id=user_id, session_id=session_id, roles=roles,
+            since=since, until=until, limit=limit))
+
+    def count(self, *, app_name: str, user_id: str, session_id: str) -> int:
+        return self._loop.run(self._queries.count(app_name=app_name, user_id=user_id,
+                                                  session_id=session_id))
 
 
-async def _collect(iterator: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in iterator]
+class SyncUsers:
+    """`store.users`, blocking."""
+
+    def __init__(self, queries: Users, loop: _Loop) -> None:
+        self._queries, self._loop = queries, loop
+
+    def get(self, *, app_name: str, user_id: str) -> UserSummary | None:
+        return self._loop.run(self._queries.get(app_name=app_name, user_id=user_id))
+
+    def list(self, *, app_name: str, active_since: float | None = None,
+             after: str | None = None, limit: int = 100) -> builtins.list[UserSummary]:
+        return self._loop.run(self._queries.list(app_name=app_name, active_since=active_since,
+                                                 after=after, limit=limit))
+
+    def sessions(self, *, app_name: str, user_id: str, status: str | None = None
+                 ) -> builtins.list[UserSession]:
+        return self._loop.run(self._queries.sessions(app_name=app_name, user_id=user_id,
+                                                     status=status))
+
+
+class SyncAnalytics:
+    """`store.analytics`, blocking."""
+
+    def __init__(self, queries: Analytics, loop: _Loop) -> None:
+        self._queries, self._loop = queries, loop
+
+    def by_session(self, app_name: str, user_id: str, session_id: str) -> Stats | None:
+        return self._loop.run(self._queries.by_session(app_name, user_id, session_id))
+
+    def sessions(self, app_name: str, *, user_id: str | None = None,
+                 session_id: str | None = None) -> list[Stats]:
+        return self._loop.run(self._queries.sessions(app_name, user_id=user_id,
+                                                     session_id=session_id))
+
+    def by_user(self, app_name: str) -> list[Stats]:
+        return self._loop.run(self._queries.by_user(app_name))
+
+    def by_app(self) -> list[Stats]:
+        return self._loop.run(self._queries.by_app())
+
+    def by_day(self, app_name: str, *, since: str | None = None,
+               until: str | None = None) -> list[Stats]:
+        return self._loop.run(self._queries.by_day(app_name, since=since, until=until))
+
+    def histogram(self, by: str, app_names: Sequence[str]) -> dict[int, int]:
+        return self._loop.run(self._queries.histogram(by, app_names))

@@ -41,15 +41,15 @@ from session_store.adapters.adk_codec import (
     store_event_id,
     to_store_event,
 )
+from session_store.domain.events import Event, MessageAppended, SessionKey
+from session_store.domain.snapshot import Session
 from session_store.errors import (
     ConcurrencyError,
     SessionAlreadyExists,
     SessionClosed,
     SessionNotFound,
 )
-from session_store.events import Event, MessageAppended, SessionKey
 from session_store.gc_pause import fewer_collections
-from session_store.session import Session
 from session_store.store import SessionStore, open_store
 
 _MARKER_PREFIX = "session-store:v"

@@ -18,7 +18,7 @@ from google.adk.sessions.state import State
 from google.genai import types
 from pydantic_core import to_jsonable_python
 
-from session_store.events import Event, SessionKey, Usage
+from session_store.domain.events import Event, SessionKey, Usage
 
 NATIVE_KIND = "google-adk/event"
 """`Event.native["kind"]` of messages written by this adapter."""

@@ -29,8 +29,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from session_store.adapters.adk_codec import json_safe_state, store_event_id, to_store_event
+from session_store.domain.events import SessionKey
 from session_store.errors import SessionAlreadyExists, SessionStoreError
-from session_store.events import SessionKey
 from session_store.store import SessionStore
 
 CONCURRENCY = 8

@@ -20,9 +20,9 @@ from agents.memory.session import SessionABC
 from agents.memory.session_settings import SessionSettings, resolve_session_limit
 from pydantic_core import to_jsonable_python
 
+from session_store.domain.events import Event, MessageAppended, SessionKey
+from session_store.domain.snapshot import Session
 from session_store.errors import ConcurrencyError, SessionAlreadyExists
-from session_store.events import Event, MessageAppended, SessionKey
-from session_store.session import Session
 from session_store.store import SessionStore
 
 NATIVE_KIND = "openai-agents/item"

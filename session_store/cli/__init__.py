@@ -20,9 +20,8 @@ import sqlalchemy as sa
 import structlog
 
 from session_store.cli import commands, figures
-from session_store.database import resolve_url
 from session_store.errors import SessionStoreError, StoreUnavailable
-from session_store.store import SessionStore
+from session_store.store import SessionStore, database_file, describe_url
 
 Command = Callable[[SessionStore, argparse.Namespace], Awaitable[int]]
 
@@ -142,10 +141,9 @@ def configure_logging(log_format: str, debug: bool, verbose: bool = False) -> No
 
 
 def _check_database(args: argparse.Namespace) -> None:
-    url = resolve_url(args.db)
-    if url.get_backend_name() != "sqlite" or args.command in CREATES_DATABASE:
+    path = database_file(args.db)
+    if path is None or args.command in CREATES_DATABASE:
         return
-    path = Path(url.database or "")
     if not path.is_file():
         raise StoreUnavailable(
             f"no database at {path}: run `session-store demo` to make one, or point --db "
@@ -218,7 +216,7 @@ def _first_line(error: object) -> str:
 
 def _where(db: str | None) -> str:
     try:
-        return resolve_url(db).render_as_string(hide_password=True)
+        return describe_url(db)
     except SessionStoreError:
         return str(db)
 

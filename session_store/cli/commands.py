@@ -17,23 +17,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
-import sqlalchemy as sa
 import structlog
 from rich.rule import Rule
 
-from projections.heads import key_scope, scope_stream
 from session_store.cli import demo as demo_module
 from session_store.cli import figures, lookup, render
-from session_store.errors import InvalidEvent, SessionStoreError
-from session_store.events import (
-    MessageAppended,
-    Payload,
+from session_store.domain.events import (
     RecordedEvent,
-    SessionCreated,
     SessionKey,
-    StateChanged,
 )
-from session_store.schema import events as events_table
+from session_store.errors import InvalidEvent, SessionStoreError
 from session_store.store import SessionStore
 
 log = structlog.get_logger("session_store.cli")
@@ -120,11 +113,11 @@ def print_report(report: Any, elapsed: float) -> None:
 
 async def rebuild(store: SessionStore, args: argparse.Namespace) -> int:
     names = [args.projection] if args.projection else None
-    if args.projection and args.projection not in store.projections.projections:
-        known = ", ".join(sorted(store.projections.projections))
+    if args.projection and args.projection not in store.projection_names:
+        known = ", ".join(store.projection_names)
         raise InvalidEvent(f"no projection {args.projection!r}; the projections are {known}")
     started = time.perf_counter()
-    with render.progress("rebuilding", await _count_events(store),
+    with render.progress("rebuilding", await store.count_events(),
                          enabled=not args.json) as bar:
         report = await store.rebuild(
             names, progress=lambda done, total: render.update(bar, done, started, total=total))
@@ -136,12 +129,6 @@ async def rebuild(store: SessionStore, args: argparse.Namespace) -> int:
     render.result(summary, f"Rebuilt {', '.join(report.names)} from {report.events:,} events "
                            f"in {elapsed:.2f}s ({rate:,.0f} events/s)", as_json=args.json)
     return 0
-
-
-async def _count_events(store: SessionStore) -> int:
-    async with store.db.engine.connect() as conn:
-        count = (await conn.execute(sa.select(sa.func.count()).select_from(events_table)))
-        return int(count.scalar() or 0)
 
 
 async def analytics(store: SessionStore, args: argparse.Namespace) -> int:
@@ -160,7 +147,7 @@ async def analytics(store: SessionStore, args: argparse.Namespace) -> int:
 async def catch_up(store: SessionStore, timeout: float, hint: str) -> None:
     """Wait until catch-up read models have folded the whole log as it is now; after
     `timeout` seconds, log a warning with `hint` and go on."""
-    last = await store.log.last_position()
+    last = await store.last_position()
     try:
         await store.wait_for(last, timeout)
     except TimeoutError:
@@ -214,47 +201,15 @@ def _read_records(path: str) -> Iterator[RecordedEvent]:
 
 
 async def import_file(store: SessionStore, args: argparse.Namespace) -> int:
-    """Append the exported streams of FILE; ids are kept, so importing twice changes nothing.
-
-    Payloads (message timestamps included) are kept as they were; `recorded_at`, positions
-    and hashes are the importing log's own.
-    """
-    streams: dict[SessionKey, list[RecordedEvent]] = {}
-    for record in _read_records(args.file):
-        if not record.session_id:
-            continue  # scope streams are rebuilt from the session's own deltas
-        streams.setdefault(record.key, []).append(record)
-    imported = 0
-    for key, records in streams.items():
-        records.sort(key=lambda r: r.version)
-        appends = [store.log.prepare_append(key, [r.data for r in records],
-                                            event_ids=[r.event_id for r in records])]
-        for scope in ("app", "user"):
-            shared = [(r.event_id, d) for r in records
-                      if (d := _shared(r.data, scope))]
-            if shared:
-                appends.append(store.log.prepare_append(
-                    scope_stream(key, scope), [StateChanged(delta=d) for _, d in shared],
-                    event_ids=[f"{event_id}:{scope}" for event_id, _ in shared]))
-        await store.log.commit(appends)
-        imported += len(records)
-    render.result({"streams": len(streams), "events": imported},
-                  f"Imported {imported:,} events of {len(streams)} session(s) from {args.file}",
+    """Append the exported streams of FILE; ids are kept, so importing twice changes nothing
+    (see `SessionStore.import_records`)."""
+    records = list(_read_records(args.file))
+    streams = len({r.key for r in records if r.session_id})
+    imported = await store.import_records(records)
+    render.result({"streams": streams, "events": imported},
+                  f"Imported {imported:,} events of {streams} session(s) from {args.file}",
                   as_json=args.json)
     return 0
-
-
-def _shared(payload: Payload, scope: str) -> dict[str, Any]:
-    """The `scope` ('app'/'user') state keys a session event changes."""
-    if isinstance(payload, SessionCreated):
-        delta = payload.state
-    elif isinstance(payload, MessageAppended):
-        delta = payload.message.state_delta or {}
-    elif isinstance(payload, StateChanged):
-        delta = payload.delta
-    else:
-        return {}
-    return {k: v for k, v in delta.items() if key_scope(k) == scope}
 
 
 async def import_adk(store: SessionStore, args: argparse.Namespace) -> int:
@@ -289,14 +244,14 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
                         (plan.turns, "--turns"), (plan.concurrency, "--concurrency")):
         if value < 1:
             raise InvalidEvent(f"{what} must be 1 or more, not {value}")
-    before = await _count_events(store)
+    before = await store.count_events()
     started = time.perf_counter()
     with render.progress("conversations", plan.sessions * plan.turns,
                          enabled=not args.json) as bar:
         demos = await demo_module.run(store, plan,
                                       lambda: render.advance(bar, 1, started, "turns"))
     elapsed = time.perf_counter() - started
-    written = await _count_events(store) - before
+    written = await store.count_events() - before
     log.info("demo.written", events=written, sessions=len(demos), seconds=round(elapsed, 2),
              events_per_second=round(written / elapsed) if elapsed else None)
     ours = [d for d in demos if d.fate != "deleted"]
@@ -319,7 +274,7 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
     out = render.out
     out.print(f"Wrote [bold]{written:,}[/bold] events for {len(demos)} sessions of "
               f"{plan.users} users in {elapsed:.2f}s "
-              f"({written / elapsed if elapsed else 0:,.0f} events/s) to {store.db.display_url}")
+              f"({written / elapsed if elapsed else 0:,.0f} events/s) to {store.display_url}")
     out.print(", ".join(f"{sid}: {fate}" for sid, fate in fates.items()) or "")
     out.print(Rule("What the store now knows"))
     if len(listed) <= 200:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from session_store.events import Event, SessionKey, Usage
+from session_store.domain.events import Event, SessionKey, Usage
 from session_store.store import SessionStore
 
 APPS = ("support-bot", "travel-agent", "code-helper")

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 
 from projections.analytics import Stats
-from projections.tally import Tally, bucket_value
+from projections.tally import bucket_value
 from session_store.store import SessionStore
 
 GROUPINGS = ("session", "user", "app", "day")
@@ -62,26 +61,7 @@ async def analytics(store: SessionStore, by: str, *, app_name: str | None = None
             rows.extend(await model.by_user(app))
         elif by == "day":
             rows.extend(await model.by_day(app))
-    return Figures(by, rows, buckets(await _response_times(store, by, apps)))
-
-
-async def _response_times(store: SessionStore, by: str, apps: list[str]) -> dict[int, int]:
-    """The merged log-bucket histogram (`Tally.hist`) of the rows `analytics` shows.
-
-    The query objects do not hand out histograms, so this reads the read model's table of
-    the grouping through `Tally.from_row`, with the same filters as its queries.
-    """
-    if not apps:
-        return {}
-    model = store.projections.analytics.projection
-    table = {"session": model.sessions, "user": model.users, "app": model.apps,
-             "day": model.days}[by]
-    query = sa.select(table).where(table.c.app_name.in_(apps))
-    if by == "session":
-        query = query.where(sa.not_(table.c.deleted))
-    async with store.db.engine.connect() as conn:
-        found = (await conn.execute(query)).mappings().all()
-    return Tally.merged(Tally.from_row(row) for row in found).hist
+    return Figures(by, rows, buckets(await model.histogram(by, apps)))
 
 
 def buckets(hist: dict[int, int]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from projections.analytics import Stats
-from session_store.events import (
+from session_store.domain.events import (
     InteractionTracked,
     MessageAppended,
     MetadataChanged,
@@ -35,7 +35,7 @@ from session_store.events import (
     SessionCreated,
     StateChanged,
 )
-from session_store.session import Session
+from session_store.domain.snapshot import Session
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)

@@ -22,7 +22,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
 from session_store.adapters.adk import EventSourcedSessionService
-from session_store.events import MessageAppended
+from session_store.domain.events import MessageAppended
 from session_store.store import open_store
 
 APP = "app"
@@ -459,7 +459,7 @@ def test_store_event_ids_are_uuid5_of_session_and_adk_id() -> None:
     import uuid
 
     from session_store.adapters.adk_codec import _ID_NAMESPACE, store_event_id
-    from session_store.events import SessionKey
+    from session_store.domain.events import SessionKey
 
     for parts in (("app", "u", "s", "e-1"), ("", "", "", ""), ("äpp", "用户", "s\x1f", "é")):
         expected = str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))

@@ -20,7 +20,7 @@ from google.adk.runners import Runner
 from google.genai import types
 
 from session_store.adapters.adk import EventSourcedSessionService
-from session_store.events import MessageAppended, SessionKey
+from session_store.domain.events import MessageAppended, SessionKey
 from session_store.store import open_store
 
 APP = "e2e"

@@ -20,7 +20,7 @@ from openai.types.responses import (
 )
 
 from session_store.adapters.openai_agents import EventSourcedSession
-from session_store.events import HistoryCleared, MessageAppended, MessageRetracted
+from session_store.domain.events import HistoryCleared, MessageAppended, MessageRetracted
 from session_store.store import SessionStore, open_store
 
 set_tracing_disabled(True)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import SMALL_DEMO, ok_json
 from tests.conftest import fresh_pg_database
+from tests.kit import SMALL_DEMO, ok_json
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

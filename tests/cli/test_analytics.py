@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from session_store import SessionKey, SessionStore, Usage, open_store
-from tests.cli.helpers import ok, ok_json
+from tests.kit import ok, ok_json
 
 GROUPINGS = ["session", "user", "app", "day"]
 

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from projections.heads import decode_head, encode_head
-from session_store.database import resolve_url
-from tests.cli.helpers import SMALL_DEMO, cli, ok, ok_json
+from session_store.storage.codec import decode_head, encode_head
+from session_store.storage.database import resolve_url
+from tests.kit import SMALL_DEMO, cli, ok, ok_json
 
 _DROP_TRIGGERS = {
     "sqlite": ["DROP TRIGGER ss_events_no_update", "DROP TRIGGER ss_events_no_delete"],

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from session_store import open_store
-from session_store.events import MessageAppended
-from tests.cli.helpers import SMALL_DEMO, ok, ok_json
+from session_store.domain.events import MessageAppended
+from tests.kit import SMALL_DEMO, ok, ok_json
 
 
 async def test_demo_writes_what_it_reports(demo_url: str, demo_summary: dict[str, Any]) -> None:

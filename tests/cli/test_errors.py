@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from session_store import SyncSessionStore
-from tests.cli.helpers import cli, ok, ok_json
 from tests.conftest import require_pg
+from tests.kit import cli, ok, ok_json
 
 
 def _refused(result_args: tuple[str, ...], db: str | None, *expected: str,

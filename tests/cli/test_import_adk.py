@@ -12,7 +12,7 @@ from google.adk.sessions.database_session_service import DatabaseSessionService
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
 from tests.adapters.test_adk_import import APP, fill
-from tests.cli.helpers import ok, ok_json, terminal_stderr
+from tests.kit import ok, ok_json, terminal_stderr
 
 SERVICES = {
     "SqliteSessionService": lambda path: SqliteSessionService(str(path)),

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from session_store import SessionKey, open_store
-from session_store.events import InteractionTracked, MessageAppended
-from tests.cli.helpers import cli, ok, ok_json
+from session_store.domain.events import InteractionTracked, MessageAppended
+from tests.kit import cli, ok, ok_json
 
 
 async def test_sessions_json_matches_the_store(demo_url: str) -> None:

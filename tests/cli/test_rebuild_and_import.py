@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.helpers import SMALL_DEMO, ok, ok_json
+from tests.kit import SMALL_DEMO, ok, ok_json
 
 
 def test_rebuild_changes_nothing_visible(store_url: str) -> None:

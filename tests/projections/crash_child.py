@@ -17,10 +17,10 @@ from typing import Any
 import session_store  # noqa: F401  (import order: the facade before the projections)
 from projections.catchup import Follower
 from projections.runtime import ProjectionRuntime
-from session_store.database import connect
-from session_store.events import RecordedEvent
-from session_store.log import EventLog
-from tests.projections.kit import ALL_CATCHUP
+from session_store.domain.events import RecordedEvent
+from session_store.log.eventlog import EventLog
+from session_store.storage.database import connect
+from tests.kit import ALL_CATCHUP
 
 CRASHED = 17
 
@@ -28,7 +28,7 @@ CRASHED = 17
 async def main(url: str, crash_at: int, batch_size: int) -> None:
     log = EventLog(connect(url))
     runtime = ProjectionRuntime(log, modes=ALL_CATCHUP)
-    analytics = runtime.analytics.projection
+    analytics = runtime.projections["analytics"]
     fold = analytics.apply
     calls = 0
 

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from projections import tables
 from projections.catchup import Follower
-from session_store.errors import SessionStoreError
-from session_store.events import (
+from session_store.domain.events import (
     HistoryCleared,
     InteractionTracked,
     MessageRetracted,
@@ -37,9 +36,10 @@ from session_store.events import (
     SessionReactivated,
     StateChanged,
 )
-from session_store.log import EventLog
+from session_store.errors import SessionStoreError
+from session_store.log.eventlog import EventLog
 from tests.conftest import fresh_pg_database, require_pg
-from tests.projections.kit import ALL_INLINE, differences, dump, opened, said
+from tests.kit import ALL_INLINE, differences, dump, opened, said
 
 KEYS = [SessionKey("a1", "u1", "s1"), SessionKey("a1", "u1", "s2"),
         SessionKey("a1", "u2", "s1"), SessionKey("a2", "u1", "s1")]

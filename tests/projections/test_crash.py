@@ -10,9 +10,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from projections.engine import checkpoints
-from session_store.database import connect
-from session_store.events import (
+from projections.checkpoints import checkpoints
+from session_store.domain.events import (
     InteractionTracked,
     SessionArchived,
     SessionCreated,
@@ -20,8 +19,9 @@ from session_store.events import (
     SessionKey,
     SessionPurged,
 )
+from session_store.storage.database import connect
+from tests.kit import ALL_CATCHUP, append, dump, opened, purge, said
 from tests.projections.crash_child import CRASHED
-from tests.projections.kit import ALL_CATCHUP, append, dump, opened, purge, said
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("history", "users", "analytics")

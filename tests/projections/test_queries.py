@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from session_store.events import (
+from session_store.domain.events import (
     HistoryCleared,
     InteractionTracked,
     MessageRetracted,
@@ -17,7 +17,7 @@ from session_store.events import (
     SessionPurged,
     StateChanged,
 )
-from tests.projections.kit import ALL_CATCHUP, ALL_INLINE, append, opened, purge, said
+from tests.kit import ALL_CATCHUP, ALL_INLINE, append, opened, purge, read_models, said
 
 S1 = SessionKey("app", "ann", "s1")
 S2 = SessionKey("app", "ann", "s2")
@@ -40,7 +40,7 @@ async def test_history_filters_retraction_and_clearing(store_url: str,
         await append(log, S3, SessionCreated(), said("hello from bob"))
         last = await append(log, S1, MessageRetracted(message_id="m-oops"))
         await runtime.wait_for(last, timeout=10)
-        history = runtime.history
+        history = read_models(runtime).history
         texts = [m.text for m in await history.messages(app_name="app", user_id="ann",
                                                         session_id="s1")]
         assert texts == ["Hello there", "General Kenobi", "café crème"]
@@ -80,10 +80,10 @@ async def test_deleted_and_purged_sessions_leave_history(store_url: str,
         await append(log, S1, SessionDeleted())
         last = await purge(log, S2, SessionPurged(reason="gdpr"))
         await runtime.wait_for(last, timeout=10)
-        assert await runtime.history.search("secret", app_name="app") == []
+        assert await read_models(runtime).history.search("secret", app_name="app") == []
         for key in (S1, S2):
-            assert await runtime.history.messages(app_name=key.app_name, user_id=key.user_id,
-                                                  session_id=key.session_id) == []
+            assert await read_models(runtime).history.messages(
+                app_name=key.app_name, user_id=key.user_id, session_id=key.session_id) == []
         assert await runtime.verify() == []
 
 
@@ -99,33 +99,34 @@ async def test_user_index(store_url: str, modes: dict[str, str]) -> None:
         await append(log, S2, SessionArchived())
         last = await append(log, S1, SessionExpired(), StateChanged(delta={"k": 1}))
         await runtime.wait_for(last, timeout=10)
-        ann = await runtime.users.get(app_name="app", user_id="ann")
+        ann = await read_models(runtime).users.get(app_name="app", user_id="ann")
         assert ann is not None
         assert ann.sessions == {"active": 1, "archived": 1, "ended": 0, "expired": 0}
         assert ann.session_count == 2
         assert (ann.messages, ann.tokens_in, ann.tokens_out) == (3, 15, 26)  # deleted s3 too
         assert ann.first_seen <= ann.last_active
         assert first > 0
-        listed = await runtime.users.list(app_name="app")
+        listed = await read_models(runtime).users.list(app_name="app")
         assert [u.user_id for u in listed] == ["ann", "bob"]
-        assert [u.user_id for u in await runtime.users.list(app_name="app", after="ann")] == [
-            "bob"]
-        sessions = await runtime.users.sessions(app_name="app", user_id="ann")
+        after = await read_models(runtime).users.list(app_name="app", after="ann")
+        assert [u.user_id for u in after] == ["bob"]
+        sessions = await read_models(runtime).users.sessions(app_name="app", user_id="ann")
         assert {(s.session_id, s.status) for s in sessions} == {("s1", "active"),
                                                                 ("s2", "archived")}
-        archived = await runtime.users.sessions(app_name="app", user_id="ann",
+        archived = await read_models(runtime).users.sessions(app_name="app", user_id="ann",
                                                 status="archived")
         assert [(s.session_id, s.tokens_in, s.tokens_out) for s in archived] == [("s2", 5, 6)]
-        assert await runtime.users.get(app_name="app", user_id="nobody") is None
+        assert await read_models(runtime).users.get(app_name="app", user_id="nobody") is None
 
         await purge(log, S1, SessionPurged())
         last = await purge(log, S2, SessionPurged())
         await runtime.wait_for(last, timeout=10)
-        ann = await runtime.users.get(app_name="app", user_id="ann")
+        ann = await read_models(runtime).users.get(app_name="app", user_id="ann")
         assert ann is not None and ann.session_count == 0 and ann.messages == 1  # s3 remains
         last = await purge(log, S3, SessionPurged())
         await runtime.wait_for(last, timeout=10)
-        assert await runtime.users.get(app_name="app", user_id="bob") is None  # forgotten
+        forgotten = await read_models(runtime).users.get(app_name="app", user_id="bob")
+        assert forgotten is None
         assert await runtime.verify() == []
 
 
@@ -144,7 +145,7 @@ async def test_analytics(store_url: str, modes: dict[str, str]) -> None:
                      said("timed", "assistant", response_time=0.5))
         last = await append(log, S3, SessionCreated(), said("bob", tokens=(100, 0)))
         await runtime.wait_for(last, timeout=10)
-        analytics = runtime.analytics
+        analytics = read_models(runtime).analytics
 
         one = await analytics.by_session("app", "ann", "s1")
         assert one is not None
@@ -189,7 +190,8 @@ async def test_wait_for_times_out_and_inline_needs_no_wait(store_url: str) -> No
     async with opened(store_url, ALL_INLINE) as (log, runtime):
         last = await append(log, S1, SessionCreated(), said("now"))
         await runtime.wait_for(last + 1000, timeout=0.1)  # nothing to wait for: all inline
-        assert await runtime.history.count(app_name="app", user_id="ann", session_id="s1") == 1
+        history = read_models(runtime).history
+        assert await history.count(app_name="app", user_id="ann", session_id="s1") == 1
     async with opened(store_url, ALL_CATCHUP) as (log, runtime):
         with pytest.raises(TimeoutError):
             await runtime.wait_for(last + 1000, timeout=0.2)

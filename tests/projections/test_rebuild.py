@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from projections.runtime import ProjectionRuntime
-from session_store.events import SessionCreated, SessionKey
-from session_store.log import EventLog
-from tests.projections.kit import ALL_CATCHUP, ALL_INLINE, append, dump, opened, said
+from session_store.domain.events import SessionCreated, SessionKey
+from session_store.log.eventlog import EventLog
+from tests.kit import ALL_CATCHUP, ALL_INLINE, append, dump, opened, said
 
 
 async def totals(log: EventLog) -> tuple[int, int, int]:
@@ -138,7 +138,7 @@ async def test_verify_reports_tampering(store_url: str) -> None:
 
 
 def test_runtime_lists_its_projections() -> None:
-    from session_store.database import connect
+    from session_store.storage.database import connect
 
     db = connect("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     runtime = ProjectionRuntime(EventLog(db), modes={"history": "inline"})

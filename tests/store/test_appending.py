@@ -15,9 +15,9 @@ from session_store import (
     SessionClosed,
     Usage,
 )
-from session_store.events import MessageAppended
+from session_store.domain.events import MessageAppended
 from session_store.store import SessionStore
-from tests.store.conftest import unchanged
+from tests.kit import unchanged
 
 
 async def fresh(store: SessionStore, session: Session) -> Session:

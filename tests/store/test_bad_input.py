@@ -15,7 +15,7 @@ from session_store import (
     Usage,
 )
 from session_store.store import SessionStore
-from tests.store.conftest import unchanged
+from tests.kit import unchanged
 
 Call = Callable[[SessionStore, Session], Awaitable[Any]]
 

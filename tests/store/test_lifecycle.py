@@ -18,9 +18,9 @@ from session_store import (
     SessionKey,
     SessionNotFound,
 )
-from session_store.schema import events
+from session_store.storage.schema import events
 from session_store.store import SessionStore
-from tests.store.conftest import unchanged
+from tests.kit import unchanged
 
 
 async def test_create_generates_a_uuid_and_returns_the_session(store: SessionStore) -> None:

@@ -1,8 +1,8 @@
 """The event log: append to session streams, read them back, follow the whole log.
 
 `EventLog` is the only writer of the log tables. Appends are validated and
-encoded in the caller's task, then handed to the dialect's group-commit writer
-(`session_store.writer`). Reads stream in keyset-paged batches, so memory stays
+encoded in the caller's task, then handed to the store's group-commit writer
+(`session_store.log.writers`). Reads stream in keyset-paged batches, so memory stays
 bounded however long the log is.
 """
 
@@ -13,32 +13,21 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-import msgspec
-import sqlalchemy as sa
 import structlog
 
-from session_store import validation
-from session_store.database import Database
+from session_store.domain import validation
+from session_store.domain.events import Payload, RecordedEvent, SessionKey
+from session_store.domain.ids import new_id, new_ids
 from session_store.errors import InvalidEvent, StoreUnavailable
-from session_store.events import (
-    PAYLOAD_TYPES,
-    Payload,
-    RecordedEvent,
-    SessionKey,
-    encode_payload,
-    new_id,
-    new_ids,
-)
-from session_store.records import RECORD_COLUMNS, decode_rows
-from session_store.schema import events, prepare, streams
-from session_store.writer import Append, InlineApply, TaskWriter, ThreadWriter
+from session_store.log import ANY
+from session_store.log.batching import Append, InlineApply
+from session_store.log.writers import TaskWriter, ThreadWriter
+from session_store.storage import schema
+from session_store.storage.codec import RECORD_LIST, decode_rows, encode_for_log
+from session_store.storage.database import Database
 
 log = structlog.get_logger(__name__)
 
-ANY: None = None
-"""`expected_version` that accepts whatever version the stream is at."""
-NO_STREAM = 0
-"""`expected_version` that requires the stream not to exist yet."""
 
 READ_BATCH = 1000
 
@@ -60,7 +49,7 @@ class EventLog:
 
     async def prepare(self) -> None:
         """Create or upgrade the log tables (safe to call from several processes at once)."""
-        await self.run_schema(prepare)
+        await self.run_schema(schema.prepare, self.db.dialect)
 
     async def run_schema(self, function: Any, *args: Any) -> Any:
         """Run `function(sync_connection, *args)` in a write transaction (DDL, migrations,
@@ -94,7 +83,8 @@ class EventLog:
         if self._writer is None:
             if self._closed:
                 raise StoreUnavailable("the store is closed: open it again to append")
-            if self.db.write_engine is not None:
+            if self.db.dialect.single_writer:
+                assert self.db.write_engine is not None
                 self._writer = ThreadWriter(self.db.write_engine, self._inline, self._committed)
             else:
                 self._writer = TaskWriter(self.db.engine, self._inline, self._committed)
@@ -113,18 +103,10 @@ class EventLog:
                        event_ids: Sequence[str | None] | None = None,
                        erase: bool = False) -> Append:
         """Validate and encode events for one stream; raises `InvalidEvent`, writes nothing."""
-        for part, what in zip(key, ("app_name", "user_id", "session_id"), strict=True):
-            if part == "" and what != "app_name":
-                continue  # "" marks the app- and user-scoped state streams
-            validation.check_id(part, what)
+        key = validation.check_stream_key(key)
         if not payloads:
             raise InvalidEvent("an append needs at least one event")
-        if expected_version is not None and (
-            isinstance(expected_version, bool) or not isinstance(expected_version, int)
-            or expected_version < 0
-        ):
-            raise InvalidEvent(f"expected_version must be an int >= 0 or None, "
-                               f"not {expected_version!r}")
+        validation.check_expected_version(expected_version)
         given = list(event_ids) if event_ids is not None else [None] * len(payloads)
         if len(given) != len(payloads):
             raise InvalidEvent("event_ids must name one id per event")
@@ -135,35 +117,10 @@ class EventLog:
                    for i in given]
         if len(set(ids)) != len(ids):
             raise InvalidEvent("an append carries the same event id twice")
-        encoded = tuple(self._encode(p) for p in payloads)
-        return Append(key=SessionKey(*key), payloads=tuple(payloads), encoded=encoded,
+        encoded = tuple(encode_for_log(p, self.max_event_bytes) for p in payloads)
+        return Append(key=key, payloads=tuple(payloads), encoded=encoded,
                       event_ids=tuple(ids), expected_version=expected_version,
                       caller_ids=any(i is not None for i in given), erase=erase)
-
-    def _encode(self, payload: Payload) -> bytes:
-        cls = type(payload)
-        decoder = _DECODERS.get(cls)
-        if decoder is None:
-            if not isinstance(payload, Payload):
-                raise InvalidEvent(f"not an event payload: {cls.__name__}")
-            raise InvalidEvent(f"{cls.__name__} is not in the event vocabulary (PAYLOAD_TYPES): "
-                               "it could be written but never read back")
-        # Fast path: if what is stored reads back equal to what was given, the payload is
-        # JSON all the way down (NaN, bytes, sets, non-str keys, wrong field types and
-        # objects all fail to encode or read back as something else). Anything else goes
-        # the slow way, which names the offending field.
-        try:
-            data = encode_payload(payload)
-            clean = (data.count(b"[") + data.count(b"{") <= validation.MAX_JSON_DEPTH
-                     and decoder.decode(data) == payload)
-        except Exception:  # noqa: BLE001 - the slow path below says what is wrong
-            clean = False
-        if not clean:
-            data = _encode_checked(payload, decoder)
-        if len(data) > self.max_event_bytes:
-            raise InvalidEvent(f"{cls.__name__} encodes to {len(data):,} bytes; the limit is "
-                               f"{self.max_event_bytes:,} (max_event_bytes)")
-        return data
 
     async def append(self, key: SessionKey, payloads: Sequence[Payload], *,
                      expected_version: int | None = ANY,
@@ -270,76 +227,26 @@ class EventLog:
 
     async def stream_version(self, key: SessionKey) -> int:
         """The stream's current version (0 when it does not exist)."""
-        query = sa.select(streams.c.version).where(
-            streams.c.app_name == key[0], streams.c.user_id == key[1],
-            streams.c.session_id == key[2])
-        async with self.db.engine.connect() as conn:
-            return (await conn.execute(query)).scalar() or 0
+        rows = await self.db.dialect.fetch(self.db, _STREAM_VERSION, list(key))
+        return int(rows[0][0]) if rows else 0
 
     async def last_position(self) -> int:
         """The position of the newest committed event (0 for an empty log)."""
-        async with self.db.engine.connect() as conn:
-            return (await conn.execute(sa.select(sa.func.max(events.c.position)))).scalar() or 0
+        rows = await self.db.dialect.fetch(self.db, "SELECT max(position) FROM ss_events", ())
+        return int(rows[0][0] or 0)
+
+    async def count(self) -> int:
+        """How many events the log holds."""
+        rows = await self.db.dialect.fetch(self.db, "SELECT count(*) FROM ss_events", ())
+        return int(rows[0][0])
 
     def _select(self, where: str, order: str) -> str:
         """A keyset-paged read of whole records; `?` placeholders, the last one the limit."""
-        query = f"SELECT {_COLUMNS} FROM ss_events WHERE {where} ORDER BY {order} LIMIT ?"
-        if self.db.dialect == "postgresql":
-            parts = query.split("?")
-            query = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
-        return query
+        return f"SELECT {RECORD_LIST} FROM ss_events WHERE {where} ORDER BY {order} LIMIT ?"
 
     async def _rows(self, query: str, params: list[Any]) -> Sequence[Any]:
-        """Run a read on the driver connection: rows as plain tuples (records on asyncpg),
-        without SQLAlchemy's per-row result processing. Reads are single statements, so
-        they see one consistent snapshot without an explicit transaction."""
-        async with self.db.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            if self.db.dialect == "postgresql":
-                rows: Sequence[Any] = await raw.fetch(query, *params)  # type: ignore[union-attr]
-                return rows
-            cursor = await raw.execute(query, params)  # type: ignore[union-attr]
-            try:
-                return await cursor.fetchall()  # type: ignore[no-any-return]
-            finally:
-                await cursor.close()
+        return await self.db.dialect.fetch(self.db, query, params)
 
 
-_COLUMNS = ", ".join(column.name for column in RECORD_COLUMNS)
-
-_DECODERS: dict[type, msgspec.json.Decoder[Any]] = {
-    cls: msgspec.json.Decoder(cls) for cls in PAYLOAD_TYPES.values()
-}
-
-
-def _encode_checked(payload: Payload, decoder: msgspec.json.Decoder[Any]) -> bytes:
-    """Encode `payload` field by field, raising `InvalidEvent` that names what is wrong."""
-    name = type(payload).__name__
-    for field in payload.__struct_fields__:
-        _check_field(getattr(payload, field), f"{name}.{field}")
-    try:
-        data = encode_payload(payload)
-        decoded = decoder.decode(data)  # what is stored must read back
-    except (msgspec.ValidationError, TypeError, ValueError) as error:
-        raise InvalidEvent(f"{name} does not match its schema: {error}") from None
-    _check_struct_types(payload, decoded, name)
-    return data
-
-
-def _check_field(value: Any, what: str) -> None:
-    if isinstance(value, msgspec.Struct):
-        for field in value.__struct_fields__:
-            _check_field(getattr(value, field), f"{what}.{field}")
-    else:
-        validation.check_json(value, what)
-
-
-def _check_struct_types(given: Any, decoded: Any, what: str) -> None:
-    """A field typed as a struct must hold that struct, not a dict that happens to fit it."""
-    for field in decoded.__struct_fields__:
-        want, have = getattr(decoded, field), getattr(given, field)
-        if isinstance(want, msgspec.Struct):
-            if type(have) is not type(want):
-                raise InvalidEvent(f"{what}.{field} must be a {type(want).__name__}, "
-                                   f"not {type(have).__name__}")
-            _check_struct_types(have, want, f"{what}.{field}")
+_STREAM_VERSION = ("SELECT version FROM ss_streams WHERE app_name = ? AND user_id = ? "
+                   "AND session_id = ?")

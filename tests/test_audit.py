@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from projections.heads import HEADS, decode_head, encode_head
+from projections.heads import HEADS
+from session_store.storage.codec import decode_head, encode_head
 from session_store.store import SessionStore
 
 

@@ -3,7 +3,8 @@
 Payloads are frozen `msgspec.Struct`s in one tagged union (the tag is the
 class name, stored in the log's `type` column). Each payload type has a schema
 version; an event stored under an older schema is upgraded on read by the
-upcasters registered for its type, so the log never has to be rewritten.
+upcasters registered for its type (`session_store.storage.codec`), so the log
+never has to be rewritten.
 
 The payloads, messages and the envelope are not tracked by Python's cyclic
 garbage collector (`gc=False`): a read decodes thousands of them at once, and
@@ -15,66 +16,12 @@ that memory would never be freed.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 
-from session_store.errors import SchemaError
-
-
-def new_id() -> str:
-    """A fresh id (UUIDv7, canonical text form); see `new_ids`."""
-    return new_ids(1)[0]
-
-
-def new_ids(count: int) -> list[str]:
-    """`count` fresh ids: time-ordered UUIDs (version 7, RFC 9562), canonical text form.
-
-    The first 48 bits are the Unix time in milliseconds, so ids made one after
-    another land next to each other in the log's unique event-id index: the index
-    grows at its right edge instead of at random pages, and append cost stays flat
-    as the log grows. The other 74 bits are random, cut from a pooled read of the
-    OS random source: a `getrandom` call per id releases the GIL, which stalls the
-    writer thread.
-    """
-    rand = _random_bytes(10 * count).hex()  # 80 random bits per id, 74 of them used
-    stamp = f"{time.time_ns() // 1_000_000:012x}"
-    head = f"{stamp[:8]}-{stamp[8:]}-7"  # version 7
-    variant = _VARIANT
-    return [f"{head}{rand[i:i + 3]}-{variant[rand[i + 3]]}{rand[i + 4:i + 7]}-{rand[i + 7:i + 19]}"
-            for i in range(0, 20 * count, 20)]
-
-
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-"""A random hex digit to the RFC 9562 variant's (binary 10xx), keeping two random bits."""
-
-_POOL_SIZE = 16 * 1024
-_pool_lock = threading.Lock()
-_pool = b""
-_pool_offset = 0
-
-
-def _random_bytes(count: int) -> bytes:
-    global _pool, _pool_offset
-    with _pool_lock:
-        if _pool_offset + count > len(_pool):
-            _pool, _pool_offset = os.urandom(max(_POOL_SIZE, count)), 0
-        chunk = _pool[_pool_offset:_pool_offset + count]
-        _pool_offset += count
-        return chunk
-
-
-def _forget_pool() -> None:
-    """A forked child must not hand out the ids its parent will also hand out."""
-    global _pool, _pool_offset, _pool_lock
-    _pool, _pool_offset, _pool_lock = b"", 0, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool)
+from session_store.domain.ids import new_id
 
 
 class SessionKey(NamedTuple):
@@ -256,63 +203,5 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return SessionKey(self.app_name, self.user_id, self.session_id)
 
 
-# --- codec -------------------------------------------------------------------
-
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-
-_encoder = msgspec.json.Encoder()
-_decoders: dict[str, msgspec.json.Decoder[Any]] = {
-    name: msgspec.json.Decoder(cls) for name, cls in PAYLOAD_TYPES.items()
-}
-_union_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyPayload)
-_upcasters: dict[tuple[str, int], Upcaster] = {}
-
-
-def register_upcaster(type_name: str, from_schema: int, upcaster: Upcaster) -> None:
-    """Teach the codec to lift a `type_name` payload from `from_schema` to the next one.
-
-    The upcaster takes and returns the payload as a plain dict; chains run
-    until the current schema of the type is reached.
-    """
-    _upcasters[(type_name, from_schema)] = upcaster
-
-
 def type_name(payload: Payload) -> str:
     return type(payload).__name__
-
-
-def encode_payload(payload: Payload) -> bytes:
-    """The payload as stored: compact JSON, including its `type` tag."""
-    return _encoder.encode(payload)
-
-
-def decode_payload(type_name: str, schema: int, data: bytes) -> AnyPayload:
-    """Decode a stored payload, upcasting it first when it was written under an older schema."""
-    if not data:
-        return PayloadErased(original_type=type_name)
-    cls = PAYLOAD_TYPES.get(type_name)
-    if cls is None:
-        raise SchemaError(f"unknown event type {type_name!r}: written by a newer session-store?")
-    if schema == cls.schema:
-        result: AnyPayload = _decoders[type_name].decode(data)
-        return result
-    if schema > cls.schema:
-        raise SchemaError(
-            f"{type_name} schema {schema} is newer than this code's {cls.schema}; upgrade"
-        )
-    raw: dict[str, Any] = msgspec.json.decode(data)
-    while schema < cls.schema:
-        upcaster = _upcasters.get((type_name, schema))
-        if upcaster is None:
-            raise SchemaError(f"no upcaster registered for {type_name} schema {schema}")
-        raw = upcaster(raw)
-        schema += 1
-    raw["type"] = type_name
-    upcast: AnyPayload = msgspec.convert(raw, AnyPayload)
-    return upcast
-
-
-def decode_tagged(data: bytes) -> AnyPayload:
-    """Decode a payload whose JSON carries its own `type` tag (exports, imports)."""
-    result: AnyPayload = _union_decoder.decode(data)
-    return result

@@ -9,9 +9,9 @@ import pytest
 import structlog
 
 from session_store import Event, InvalidEvent, RecordedEvent, SessionKey
-from session_store.events import MessageAppended, Payload
+from session_store.domain.events import MessageAppended, Payload
 from session_store.store import SessionStore
-from tests.store.conftest import unchanged
+from tests.kit import unchanged
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 

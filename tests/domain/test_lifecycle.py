@@ -7,9 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.heads import Head, advance, copy_head, encode_head, fold, fold_all
-from session_store.errors import SessionStoreError
-from session_store.events import (
+from session_store.domain.events import (
     Event,
     HistoryCleared,
     InteractionTracked,
@@ -24,6 +22,9 @@ from session_store.events import (
     SessionReactivated,
     StateChanged,
 )
+from session_store.domain.lifecycle import Head, advance, copy_head, fold, fold_all
+from session_store.errors import SessionStoreError
+from session_store.storage.codec import encode_head
 
 _keys = st.sampled_from(["a", "b", "app:x", "user:y", "temp:z"])
 _deltas = st.dictionaries(_keys, st.integers(0, 3), max_size=3)

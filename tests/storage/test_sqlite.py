@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from session_store.lookup import keyed_select
+from session_store.storage.sqlite import keyed_select
 from session_store.store import open_store
 
 

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from session_store.errors import SchemaError
-from session_store.schema import SCHEMA_VERSION
-from tests.logkit import KEY, count_rows, message, opened_log, read_all, state
+from session_store.storage.schema import SCHEMA_VERSION
+from tests.kit import KEY, count_rows, message, opened_log, read_all, state
 
 
 async def test_prepare_creates_tables_and_records_the_schema_version(store_url: str) -> None:
@@ -70,7 +70,7 @@ async def test_erasing_payloads_needs_a_purge_record(store_url: str) -> None:
     """Even the purge path's shape (data set to empty) is refused without a SessionPurged."""
     async with opened_log(store_url) as log:
         await log.append(KEY, [state(a=1)])
-        empty = "x''" if log.db.dialect == "sqlite" else "''::bytea"
+        empty = "x''" if log.db.dialect.name == "sqlite" else "''::bytea"
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             async with log.db.engine.begin() as conn:
                 await conn.execute(sa.text(f"UPDATE ss_events SET data = {empty}"))

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from session_store.domain.events import SessionKey
 from session_store.errors import ConcurrencyError
-from session_store.events import SessionKey
-from session_store.log import NO_STREAM, EventLog
-from tests.logkit import KEY, opened_log, read_all, read_stream, state
+from session_store.log import NO_STREAM
+from session_store.log.eventlog import EventLog
+from tests.kit import KEY, opened_log, read_all, read_stream, state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_fifty_tasks_one_winner_per_version(store_url: str) -> None:
@@ -63,8 +64,8 @@ async def test_fifty_tasks_retrying_until_they_land(store_url: str) -> None:
 
 _PROCESS = textwrap.dedent("""
     import asyncio, sys
-    from session_store.events import SessionKey, StateChanged
-    from tests.logkit import opened_log
+    from session_store.domain.events import SessionKey, StateChanged
+    from tests.kit import opened_log
 
     async def main(url, worker, count):
         async with opened_log(url) as log:

@@ -3,19 +3,24 @@
 Two tables belong to the log: `ss_events` (one immutable row per event) and
 `ss_streams` (each session stream's current version and last hash, the log's
 own bookkeeping for optimistic concurrency; derivable from `ss_events`).
-`ss_meta` records the schema version. Dialect differences (the triggers that
-make the log append-only, the upsert statement) live here and nowhere else.
+`ss_meta` records the schema version. What differs per dialect (the triggers
+that make the log append-only, the migration lock) comes from the dialect
+modules (`session_store.storage.sqlite`, `.postgres`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from session_store.domain.events import SessionKey
 from session_store.errors import SchemaError
+from session_store.storage.codec import RECORD_NAMES
+
+if TYPE_CHECKING:
+    from session_store.storage.dialect import Dialect
 
 SCHEMA_VERSION = 1
 """Bump when the layout of the log tables changes; add a step to `_UPGRADES`."""
@@ -58,10 +63,10 @@ meta = sa.Table(
     sa.Column("value", sa.String, nullable=False),
 )
 
-# The log refuses UPDATE and DELETE. The one exception is erasing payloads
-# (data set to empty bytes, nothing else changed) of a stream that already
-# records a SessionPurged event: the audited purge path.
-_PURGE_ALLOWED = """
+# The log refuses UPDATE and DELETE. The one exception is erasing payloads (data set to
+# empty bytes, nothing else changed) of a stream that already records a SessionPurged
+# event: the audited purge path.
+PURGE_ALLOWED = """
     NEW.data = {empty} AND NEW.position = OLD.position AND NEW.app_name = OLD.app_name
     AND NEW.user_id = OLD.user_id AND NEW.session_id = OLD.session_id
     AND NEW.version = OLD.version AND NEW.type = OLD.type AND NEW.event_id = OLD.event_id
@@ -71,49 +76,20 @@ _PURGE_ALLOWED = """
                 AND p.type = 'SessionPurged')
 """
 
-_SQLITE_TRIGGERS = [
-    f"""CREATE TRIGGER IF NOT EXISTS ss_events_no_update BEFORE UPDATE ON ss_events
-        WHEN NOT ({_PURGE_ALLOWED.format(empty="x''")})
-        BEGIN SELECT RAISE(ABORT, 'ss_events is append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS ss_events_no_delete BEFORE DELETE ON ss_events
-        BEGIN SELECT RAISE(ABORT, 'ss_events is append-only'); END""",
-]
-
-_POSTGRES_TRIGGERS = [
-    f"""CREATE OR REPLACE FUNCTION ss_events_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF TG_OP = 'UPDATE' AND ({_PURGE_ALLOWED.format(empty="''::bytea")}) THEN
-            RETURN NEW;
-          END IF;
-          RAISE EXCEPTION 'ss_events is append-only' USING ERRCODE = 'raise_exception';
-        END $$""",
-    """DROP TRIGGER IF EXISTS ss_events_no_change ON ss_events""",
-    """CREATE TRIGGER ss_events_no_change BEFORE UPDATE OR DELETE ON ss_events
-        FOR EACH ROW EXECUTE FUNCTION ss_events_guard()""",
-    """DROP TRIGGER IF EXISTS ss_events_no_truncate ON ss_events""",
-    """CREATE TRIGGER ss_events_no_truncate BEFORE TRUNCATE ON ss_events
-        FOR EACH STATEMENT EXECUTE FUNCTION ss_events_guard()""",
-]
-
-
-def _triggers(dialect: str) -> list[str]:
-    return _SQLITE_TRIGGERS if dialect == "sqlite" else _POSTGRES_TRIGGERS
-
+RECORD_COLUMNS = tuple(events.c[name] for name in RECORD_NAMES)
+"""The columns every read selects, in the order `codec.decode_row` expects."""
 
 _UPGRADES: dict[int, list[str]] = {}
 """Statements that lift the schema from version N to N+1, keyed by N."""
 
 
-def prepare(conn: Connection) -> None:
+def prepare(conn: Connection, dialect: Dialect) -> None:
     """Create the log tables when missing, upgrade an older schema, refuse a newer one."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        # One schema migration at a time, across processes.
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7415106)"))
+    dialect.lock(conn, "schema")  # one schema migration at a time, across processes
     found = _stored_version(conn)
     if found is None:
         metadata.create_all(conn)
-        for statement in _triggers(dialect):
+        for statement in dialect.triggers:
             conn.exec_driver_sql(statement)
         conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
         return
@@ -140,22 +116,14 @@ def _stored_version(conn: Connection) -> int | None:
     return int(value)
 
 
-def upsert(table: sa.Table, dialect: str, keys: list[str], values: list[str]) -> Any:
-    """`INSERT ... ON CONFLICT (keys) DO UPDATE SET values = excluded.values` for the dialect."""
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    statement = insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=keys, set_={name: statement.excluded[name] for name in values}
+def erase_payloads(conn: Connection, key: SessionKey) -> None:
+    """The audited purge path: erase the payloads of a stream (its `SessionPurged` is kept).
+
+    The append-only triggers let exactly this through once the stream records a purge.
+    """
+    conn.execute(
+        events.update()
+        .where(events.c.app_name == key.app_name, events.c.user_id == key.user_id,
+               events.c.session_id == key.session_id, events.c.type != "SessionPurged")
+        .values(data=b"")
     )
-
-
-def sqlite_upsert(table: str, keys: Sequence[str], values: Sequence[str]) -> str:
-    """`upsert` as plain SQL for the sqlite3 driver: `?` parameters, keys then values."""
-    columns = [*keys, *values]
-    updates = ", ".join(f"{name} = excluded.{name}" for name in values)
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-            f"({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(keys)}) "
-            f"DO UPDATE SET {updates}")

@@ -1,4 +1,4 @@
-"""The vocabulary and its codec: round trips, tags, schema versions, upcasters."""
+"""The codec: payload round trips, erased and unknown payloads, upcasters, batch decoding."""
 
 from __future__ import annotations
 
@@ -8,38 +8,23 @@ from typing import Any
 import msgspec
 import pytest
 
-from session_store import events
-from session_store.errors import SchemaError
-from session_store.events import (
-    PAYLOAD_TYPES,
+from session_store.domain.events import (
     Event,
     InteractionTracked,
     MessageAppended,
-    MetadataChanged,
     PayloadErased,
-    SessionCreated,
-    SessionKey,
-    StateChanged,
     Usage,
+    type_name,
+)
+from session_store.errors import SchemaError
+from session_store.storage import codec
+from session_store.storage.codec import (
     decode_payload,
     decode_tagged,
     encode_payload,
-    new_id,
-    new_ids,
     register_upcaster,
-    type_name,
 )
-
-SAMPLES = [
-    SessionCreated(state={"a": 1}, metadata={"m": [1, 2]}, tags=["x"], timeout=60.0),
-    MessageAppended(message=Event(role="assistant", text="hi", author="bot",
-                                  usage=Usage(tokens_in=3, tokens_out=4, model="m"),
-                                  state_delta={"k": {"n": None}}, response_time=0.25,
-                                  native={"adk": [1, "two"]}, id="e1", timestamp=1.5)),
-    StateChanged(delta={"user:name": "Ada", "count": 2}),
-    MetadataChanged(patch={"title": "t"}, merge=False),
-    InteractionTracked(tokens_in=1, tokens_out=2, response_time=0.5, model="gpt"),
-]
+from tests.domain.test_events import SAMPLES
 
 
 @pytest.mark.parametrize("payload", SAMPLES, ids=type_name)
@@ -48,17 +33,6 @@ def test_round_trip_through_the_codec(payload: Any) -> None:
     assert decode_payload(type_name(payload), type(payload).schema, data) == payload
     assert decode_tagged(data) == payload
     assert msgspec.json.decode(data)["type"] == type_name(payload)
-
-
-def test_every_payload_type_is_registered_under_its_class_name() -> None:
-    assert all(name == cls.__name__ for name, cls in PAYLOAD_TYPES.items())
-    assert len(PAYLOAD_TYPES) == 14
-
-
-def test_payloads_are_frozen() -> None:
-    payload = StateChanged(delta={"a": 1})
-    with pytest.raises(AttributeError):
-        payload.delta = {}  # type: ignore[misc]
 
 
 def test_empty_stored_bytes_read_as_an_erased_payload() -> None:
@@ -78,12 +52,12 @@ def test_newer_payload_schema_is_a_schema_error() -> None:
 @pytest.fixture
 def schema_two() -> Iterator[None]:
     """Pretend the code moved `InteractionTracked` to schema 2 (and later 3)."""
-    saved = dict(events._upcasters)
+    saved = dict(codec._upcasters)
     original = InteractionTracked.schema
     yield
     InteractionTracked.schema = original  # type: ignore[misc]
-    events._upcasters.clear()
-    events._upcasters.update(saved)
+    codec._upcasters.clear()
+    codec._upcasters.update(saved)
 
 
 def test_old_bytes_decode_through_registered_upcasters(schema_two: None) -> None:
@@ -117,49 +91,12 @@ def test_missing_upcaster_is_a_schema_error(schema_two: None) -> None:
         decode_payload("InteractionTracked", 1, b'{"type":"InteractionTracked"}')
 
 
-def test_event_defaults_and_key() -> None:
-    event = Event(role="user", text="x")
-    assert event.speaker == "user" and event.id and event.timestamp > 0
-    assert SessionKey("a", "u", "s") == ("a", "u", "s")
-
-
-def test_new_ids_are_canonical_time_ordered_uuids_and_distinct() -> None:
-    import time
-    import uuid
-
-    before = time.time_ns() // 1_000_000
-    ids = new_ids(2_000) + [new_id() for _ in range(2_000)]
-    after = time.time_ns() // 1_000_000
-    assert len(set(ids)) == len(ids)
-    stamps = []
-    for text in ids:
-        parsed = uuid.UUID(text)
-        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
-        stamps.append(parsed.int >> 80)
-    assert all(before <= stamp <= after for stamp in stamps)
-    assert stamps == sorted(stamps)  # made later, sorts later: the index grows at its edge
-
-
-def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
-    import os
-
-    new_id()  # fill the pool
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.write(write_end, "".join(new_ids(8)).encode())
-        os._exit(0)
-    os.waitpid(pid, 0)
-    child = os.read(read_end, 10_000).decode()
-    assert not any(i in child for i in new_ids(8))
-
-
 def test_decoded_events_leave_the_cyclic_collector_alone() -> None:
     """Decoding a batch of rows allocates no object the collector tracks but the list
     and the caller's containers: thousands of records trigger no collection."""
     import gc
 
-    from session_store.records import decode_rows
+    from session_store.storage.codec import decode_rows
 
     payload = MessageAppended(message=Event(role="user", text="hi", usage=Usage(tokens_in=1)))
     rows = [(i, "app", "user", "s", i, "MessageAppended", 1, encode_payload(payload),

@@ -12,9 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from session_store.database import connect
-from session_store.errors import ConcurrencyError, InvalidEvent, StoreUnavailable
-from session_store.events import (
+from session_store.domain.events import (
     Event,
     InteractionTracked,
     MessageAppended,
@@ -24,12 +22,14 @@ from session_store.events import (
     SessionKey,
     StateChanged,
     Usage,
-    encode_payload,
 )
-from session_store.log import ANY, NO_STREAM, READ_BATCH, EventLog
-from session_store.validation import MAX_ID_LENGTH
-from session_store.writer import chain_hash
-from tests.logkit import KEY, count_rows, message, opened_log, read_all, read_stream, state
+from session_store.domain.validation import MAX_ID_LENGTH
+from session_store.errors import ConcurrencyError, InvalidEvent, StoreUnavailable
+from session_store.log import ANY, NO_STREAM
+from session_store.log.eventlog import READ_BATCH, EventLog
+from session_store.storage.codec import chain_hash, encode_payload
+from session_store.storage.database import connect
+from tests.kit import KEY, count_rows, message, opened_log, read_all, read_stream, state
 
 
 @pytest.fixture
@@ -478,7 +478,7 @@ async def test_reads_stream_in_batches_with_bounded_memory(log: EventLog) -> Non
 
 async def test_reads_upcast_old_rows_among_current_ones(log: EventLog) -> None:
     """A batch mixing rows of an older payload schema with current ones decodes each right."""
-    from session_store import events as vocabulary
+    from session_store.storage import codec as vocabulary
 
     await log.append(KEY, [InteractionTracked(tokens_in=1)])
     async with log.db.engine.begin() as conn:  # a row as an older release wrote it

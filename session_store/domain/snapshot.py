@@ -6,14 +6,16 @@ Queries on it are pure: they look only at what the snapshot holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
-from session_store.events import Event, MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.events import Event, MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.lifecycle import ACTIVE, EXPIRED, Head
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +134,25 @@ class Session:
 class SessionPage:
     sessions: list[Session]
     next_cursor: str | None
+
+
+def snapshot(head: Head, scoped: Mapping[str, Any], messages: Sequence[RecordedEvent],
+             now: float | None = None) -> Session:
+    """The public `Session` of a head, its app/user scope state and its messages.
+
+    An active session idle past its timeout shows as expired before the store has
+    recorded `SessionExpired` (`cleanup_expired_sessions` does).
+    """
+    status = head.status
+    expires_at = head.expires_at
+    if status == ACTIVE and expires_at is not None and expires_at < (now or time.time()):
+        status = EXPIRED
+    return Session(
+        id=head.session_id, app_name=head.app_name, user_id=head.user_id, version=head.version,
+        status=status, state={**head.state, **scoped}, metadata=head.metadata,
+        tags=tuple(head.tags), events=tuple(messages), created_at=head.created_at,
+        last_update_time=head.last_update_time, expires_at=expires_at,
+        tracked=TrackedTotals(head.tracked_interactions, head.tracked_tokens_in,
+                              head.tracked_tokens_out, head.tracked_response_time,
+                              head.tracked_timed),
+    )

@@ -1,9 +1,6 @@
-"""The engine that folds the log into read models.
+"""Where each projection stands: its checkpoint, version and mode, and the reads around it.
 
-A projection declares a name, a version, its tables (built for a given name
-suffix, so a rebuild can fill fresh copies) and a batch `apply` that runs on a
-synchronous SQLAlchemy connection inside a transaction. The engine runs each
-projection in one of three ways:
+The runtime runs each projection (`projections.protocol`) in one of three ways:
 
 - inline: `apply` runs inside the append transaction (strongly consistent);
 - catch-up: a follower reads the log from the projection's checkpoint and writes
@@ -21,16 +18,16 @@ in the same mode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections import tables
-from session_store.append_sql import POSTGRES_WRITE_LOCK
-from session_store.events import RecordedEvent
-from session_store.records import RECORD_COLUMNS, decode_row
-from session_store.schema import events
+from projections.protocol import Projection
+from session_store.domain.events import RecordedEvent
+from session_store.storage.codec import decode_row
+from session_store.storage.database import dialect_of
+from session_store.storage.schema import RECORD_COLUMNS, events
 
 checkpoints_metadata = sa.MetaData()
 
@@ -44,28 +41,6 @@ checkpoints = sa.Table(
 )
 
 
-class Projection(Protocol):
-    """A read model folded from the log."""
-
-    name: str
-    version: int
-
-    def tables(self) -> Sequence[sa.Table]:
-        """The tables this projection owns (created by the engine when missing)."""
-        ...
-
-    def for_rebuild(self, suffix: str) -> Projection:
-        """The same projection writing to fresh tables named with `suffix`."""
-        ...
-
-    def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
-        """Fold a batch of events (in position order) into the tables."""
-        ...
-
-
-PREPARE_LOCK = 7415108
-"""PostgreSQL advisory lock: one process at a time creates projection tables."""
-
 CATCHUP, INLINE = "catchup", "inline"
 
 
@@ -75,8 +50,7 @@ def prepare(conn: Connection, projections: Sequence[Projection]) -> list[Project
     A projection seen for the first time on a log that already has events is
     reported too: its tables are empty and need a rebuild to catch up.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PREPARE_LOCK})
+    dialect_of(conn).lock(conn, "projections")  # one process at a time creates tables
     checkpoints_metadata.create_all(conn)
     stale: list[Projection] = []
     has_events = conn.execute(sa.text("SELECT 1 FROM ss_events LIMIT 1")).first() is not None
@@ -98,11 +72,9 @@ def prepare(conn: Connection, projections: Sequence[Projection]) -> list[Project
 def lock_writes(conn: Connection) -> None:
     """Hold the log's write lock for the rest of the caller's transaction.
 
-    On SQLite the transaction of `EventLog.run_schema` already holds it
-    (`BEGIN IMMEDIATE`); on PostgreSQL this takes the advisory lock appends take.
+    (On SQLite every write transaction holds it from its start.)
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": POSTGRES_WRITE_LOCK})
+    dialect_of(conn).lock(conn, "writes")
 
 
 def last_position(conn: Connection) -> int:
@@ -141,8 +113,8 @@ def ensure_checkpoint(conn: Connection, name: str, version: int, mode: str) -> N
 def read_checkpoint(conn: Connection, name: str, *, for_update: bool = False) -> int:
     """The checkpoint; `for_update` locks its row (PostgreSQL) until the transaction ends."""
     query = sa.select(checkpoints.c.position).where(checkpoints.c.name == name)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    if for_update:
+        query = query.with_for_update()  # SQLite has no FOR UPDATE: its writes are serial
     return int(conn.execute(query).scalar() or 0)
 
 

@@ -1,0 +1,45 @@
+"""The vocabulary: payload types, their tags, the message event and the session key."""
+
+from __future__ import annotations
+
+import pytest
+
+from session_store.domain.events import (
+    PAYLOAD_TYPES,
+    Event,
+    InteractionTracked,
+    MessageAppended,
+    MetadataChanged,
+    SessionCreated,
+    SessionKey,
+    StateChanged,
+    Usage,
+)
+
+SAMPLES = [
+    SessionCreated(state={"a": 1}, metadata={"m": [1, 2]}, tags=["x"], timeout=60.0),
+    MessageAppended(message=Event(role="assistant", text="hi", author="bot",
+                                  usage=Usage(tokens_in=3, tokens_out=4, model="m"),
+                                  state_delta={"k": {"n": None}}, response_time=0.25,
+                                  native={"adk": [1, "two"]}, id="e1", timestamp=1.5)),
+    StateChanged(delta={"user:name": "Ada", "count": 2}),
+    MetadataChanged(patch={"title": "t"}, merge=False),
+    InteractionTracked(tokens_in=1, tokens_out=2, response_time=0.5, model="gpt"),
+]
+
+
+def test_every_payload_type_is_registered_under_its_class_name() -> None:
+    assert all(name == cls.__name__ for name, cls in PAYLOAD_TYPES.items())
+    assert len(PAYLOAD_TYPES) == 14
+
+
+def test_payloads_are_frozen() -> None:
+    payload = StateChanged(delta={"a": 1})
+    with pytest.raises(AttributeError):
+        payload.delta = {}  # type: ignore[misc]
+
+
+def test_event_defaults_and_key() -> None:
+    event = Event(role="user", text="x")
+    assert event.speaker == "user" and event.id and event.timestamp > 0
+    assert SessionKey("a", "u", "s") == ("a", "u", "s")
