@@ -21,12 +21,13 @@ from projections.analytics import Analytics, Stats
 from projections.history import History, Message
 from projections.rebuild import Progress, RebuildReport
 from projections.users import Users, UserSession, UserSummary
+from session_store.appending import SessionRef
 from session_store.audit import Report
 from session_store.domain.events import Event, RecordedEvent, SessionKey
 from session_store.domain.snapshot import Session, SessionPage
 from session_store.hooks import Hook, Middleware
 from session_store.log import ANY
-from session_store.store import SessionRef, SessionStore
+from session_store.store import SessionStore
 
 T = TypeVar("T")
 

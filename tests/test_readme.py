@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from session_store.cli import build_parser
+from session_store.cli.main import build_parser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)

@@ -94,6 +94,15 @@ def _unnest(columns: Sequence[sa.Column[Any]], first: int = 1) -> str:
     return ", ".join(f"${first + i}::{_array_type(c)}[]" for i, c in enumerate(columns))
 
 
+def _keys(pk: Sequence[sa.Column[Any]]) -> str:
+    """The keys of a keyed statement as a relation `k(k0, k1, ...)` of arrays $1, $2, ..."""
+    return f"unnest({_unnest(pk)}) AS k({', '.join(f'k{i}' for i in range(len(pk)))})"
+
+
+def _matching(pk: Sequence[sa.Column[Any]]) -> str:
+    return " AND ".join(f"t.{c.name} = k.k{i}" for i, c in enumerate(pk))
+
+
 def _columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
@@ -183,10 +192,8 @@ class Postgres:
         pk = list(table.primary_key.columns)
 
         def build() -> str:
-            names = ", ".join(f"k{i}" for i in range(len(pk)))
-            on = " AND ".join(f"t.{c.name} = k.k{i}" for i, c in enumerate(pk))
             return (f"SELECT {', '.join(f't.{c}' for c in columns)} FROM {table.name} t "
-                    f"JOIN unnest({_unnest(pk)}) AS k({names}) ON {on}")
+                    f"JOIN {_keys(pk)} ON {_matching(pk)}")
 
         statement = self._statement(("select", table.name, *columns), build)
         return [tuple(row) for row in await_(_driver(conn).fetch(
@@ -215,10 +222,7 @@ class Postgres:
         pk = list(table.primary_key.columns)
 
         def build() -> str:
-            names = ", ".join(f"k{i}" for i in range(len(pk)))
-            on = " AND ".join(f"t.{c.name} = k.k{i}" for i, c in enumerate(pk))
-            return (f"DELETE FROM {table.name} t USING unnest({_unnest(pk)}) AS k({names}) "
-                    f"WHERE {on}")
+            return f"DELETE FROM {table.name} t USING {_keys(pk)} WHERE {_matching(pk)}"
 
         statement = self._statement(("delete", table.name), build)
         await_(_driver(conn).execute(statement, *_columns_of(keys, len(pk))))

@@ -1,0 +1,206 @@
+"""The runner's side of the facade: the commands that append events.
+
+`Appending` is the half of `SessionStore` that writes: each command validates
+its input, becomes payloads, passes the middleware and is appended to the
+session's stream (with the app and user scope streams its state delta touches)
+in one commit. Lifecycle hooks run after the commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from session_store import reads
+from session_store.domain import validation
+from session_store.domain.events import (
+    Event,
+    HistoryCleared,
+    InteractionTracked,
+    MessageAppended,
+    MessageRetracted,
+    MetadataChanged,
+    Payload,
+    RecordedEvent,
+    SessionArchived,
+    SessionEnded,
+    SessionExpired,
+    SessionKey,
+    SessionReactivated,
+    StateChanged,
+)
+from session_store.domain.scopes import delta_of, shared_deltas, without_temp
+from session_store.domain.snapshot import Session
+from session_store.domain.validation import ref
+from session_store.errors import ConcurrencyError, InvalidEvent, SessionNotFound
+from session_store.hooks import Hooks
+from session_store.log import ANY
+from session_store.log.batching import Append
+from session_store.log.eventlog import EventLog
+from session_store.storage.database import Database
+
+SessionRef = Session | SessionKey | tuple[str, str, str]
+
+
+class Appending:
+    """Commands that append to the log (mixed into `SessionStore`)."""
+
+    db: Database
+    log: EventLog
+    hooks: Hooks
+    written: int
+    """The newest log position this store has appended (read-your-writes target)."""
+
+    async def append_event(self, session: SessionRef, event: Event, *,
+                           expected_version: int | None = ANY) -> RecordedEvent:
+        """Append a conversation event; an event id already stored is an idempotent no-op."""
+        return (await self.append_events(session, [event], expected_version=expected_version))[0]
+
+    async def append_events(self, session: SessionRef, events: Sequence[Event], *,
+                            expected_version: int | None = ANY) -> list[RecordedEvent]:
+        """Append several conversation events in one transaction: all land, or none does.
+
+        Re-sending events whose ids are all stored is an idempotent no-op that
+        returns the stored records.
+        """
+        key = ref(session)
+        if isinstance(events, Event) or not events:
+            raise InvalidEvent("append_events takes a non-empty list of Event")
+        delta: dict[str, Any] = {}
+        messages = []
+        for event in events:
+            validation.check_event(event)
+            if not event.author:
+                event = msgspec.structs.replace(event, author=event.role)
+            if event.state_delta:
+                delta.update(event.state_delta)
+                event = msgspec.structs.replace(
+                    event, state_delta=without_temp(event.state_delta) or None)
+            messages.append(MessageAppended(message=event))
+        return await self._append(key, messages, expected_version=expected_version, delta=delta,
+                                  event_ids=[m.message.id for m in messages])
+
+    async def retract_message(self, session: SessionRef, message_id: str, *,
+                              expected_version: int | None = ANY) -> RecordedEvent:
+        """Take a message back: it leaves the visible history; the log keeps both facts."""
+        retracted = MessageRetracted(message_id=validation.check_id(message_id, "message_id"))
+        return (await self._append(ref(session), [retracted],
+                                   expected_version=expected_version))[0]
+
+    async def add_message(self, session: SessionRef, role: str, text: str | None = None,
+                          **fields: Any) -> RecordedEvent:
+        try:
+            event = Event(role=role, text=text, **fields)
+        except TypeError as error:
+            raise InvalidEvent(f"add_message: {error}") from None
+        return await self.append_event(session, event)
+
+    async def update_state(self, session: SessionRef, delta: Mapping[str, Any], *,
+                           expected_version: int | None = ANY) -> RecordedEvent:
+        """Change state; `app:`/`user:` keys are shared, `temp:` keys are dropped."""
+        full = validation.check_mapping(delta, "delta")
+        return (await self._append(ref(session), [StateChanged(delta=without_temp(full))],
+                                   expected_version=expected_version, delta=full))[0]
+
+    async def update_session_metadata(self, session: SessionRef, patch: Mapping[str, Any], *,
+                                      merge: bool = True) -> RecordedEvent:
+        changed = MetadataChanged(patch=validation.check_mapping(patch, "patch"),
+                                  merge=bool(merge))
+        return (await self._append(ref(session), [changed]))[0]
+
+    async def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
+                                tokens_out: int = 0, response_time: float = 0.0,
+                                model: str | None = None) -> RecordedEvent:
+        validation.check_tokens(tokens_in, "tokens_in")
+        validation.check_tokens(tokens_out, "tokens_out")
+        validation.check_non_negative(response_time, "response_time")
+        tracked = InteractionTracked(tokens_in=tokens_in, tokens_out=tokens_out,
+                                     response_time=float(response_time), model=model)
+        return (await self._append(ref(session), [tracked]))[0]
+
+    async def archive_session(self, session: SessionRef) -> RecordedEvent:
+        return (await self._append(ref(session), [SessionArchived()]))[0]
+
+    async def reactivate_session(self, session: SessionRef) -> RecordedEvent:
+        return (await self._append(ref(session), [SessionReactivated()]))[0]
+
+    async def end_session(self, session: SessionRef) -> RecordedEvent:
+        return (await self._append(ref(session), [SessionEnded()]))[0]
+
+    async def clear_history(self, session: SessionRef) -> RecordedEvent:
+        """The visible history starts over; the log keeps every message."""
+        return (await self._append(ref(session), [HistoryCleared()]))[0]
+
+    async def cleanup_expired_sessions(self) -> int:
+        """Expire active sessions idle past their own timeout; returns how many."""
+        now = time.time()
+        expired = 0
+        for head in await reads.overdue_heads(self.db, now):
+            append = self.log.prepare_append(
+                head.key, [SessionExpired(idle_seconds=now - head.last_update_time)],
+                expected_version=head.version)
+            try:
+                await self._commit([append])
+            except (ConcurrencyError, SessionNotFound):
+                continue  # activity or a delete won the race: not idle any more
+            expired += 1
+        return expired
+
+    async def import_records(self, records: Iterable[RecordedEvent]) -> int:
+        """Append the session streams of exported records, keeping their event ids: what
+        is already stored is not added again. Returns how many session events were read.
+
+        Payloads (message timestamps included) are kept as they were; `recorded_at`,
+        positions and hashes are this log's own. Scope streams are not imported: the
+        sessions' own deltas write them again.
+        """
+        streams: dict[SessionKey, list[RecordedEvent]] = {}
+        for record in records:
+            if record.session_id:
+                streams.setdefault(record.key, []).append(record)
+        for key, found in streams.items():
+            found.sort(key=lambda r: r.version)
+            appends = [self.log.prepare_append(key, [r.data for r in found],
+                                               event_ids=[r.event_id for r in found])]
+            by_stream: dict[SessionKey, list[tuple[str, dict[str, Any]]]] = {}
+            for record in found:
+                for stream, shared in shared_deltas(key, delta_of(record.data)):
+                    by_stream.setdefault(stream, []).append((record.event_id, shared))
+            for stream, changes in by_stream.items():
+                scope = "user" if stream.user_id else "app"
+                appends.append(self.log.prepare_append(
+                    stream, [StateChanged(delta=d) for _, d in changes],
+                    event_ids=[f"{event_id}:{scope}" for event_id, _ in changes]))
+            await self._commit(appends)
+        return sum(len(found) for found in streams.values())
+
+    async def _append(self, key: SessionKey, payloads: Sequence[Payload], *,
+                      expected_version: int | None = ANY,
+                      delta: Mapping[str, Any] | None = None,
+                      event_ids: Sequence[str | None] | None = None) -> list[RecordedEvent]:
+        """Append to the session's stream, plus app/user scope streams for shared state keys."""
+        payloads = await self.hooks.transform(key, payloads)
+        # Scope streams first: their events get lower positions than the session's, so the
+        # session as of version N (`at_version`) includes the shared state written with N.
+        appends = [self.log.prepare_append(stream, [StateChanged(delta=shared)])
+                   for stream, shared in shared_deltas(key, delta)]
+        appends.append(self.log.prepare_append(key, payloads, expected_version=expected_version,
+                                               event_ids=event_ids))
+        records = await self._commit(appends)
+        return [r for r in records if r.session_id == key.session_id]
+
+    async def _commit(self, appends: Sequence[Append]) -> list[RecordedEvent]:
+        records = await self.log.commit(appends)
+        if records:
+            self.written = max(self.written, records[-1].position)
+        if any(append.caller_ids for append in appends):
+            # An idempotent re-send answers with the stored records: no new fact, no hooks.
+            # Fresh records carry the very payload objects handed in; stored ones are decoded.
+            sent = {id(payload) for append in appends for payload in append.payloads}
+            await self.hooks.notify([r for r in records if id(r.data) in sent])
+        else:
+            await self.hooks.notify(records)
+        return records

@@ -1,0 +1,241 @@
+"""`session-store`: the command line over a store (see `session-store --help`).
+
+Exit codes: 0 done; 1 a check failed (`audit`, or the demo's integrity check);
+2 a problem the user can fix (missing database, bad URL, unknown session, a
+PostgreSQL server that refuses), reported in one line; 3 a bug (the one-line
+report says to rerun with --debug for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+import structlog
+
+from session_store.cli import commands, figures
+from session_store.errors import SessionStoreError, StoreUnavailable
+from session_store.store import SessionStore, database_file, describe_url
+
+Command = Callable[[SessionStore, argparse.Namespace], Awaitable[int]]
+
+OK, CHECK_FAILED, USAGE, BUG = 0, 1, 2, 3
+
+COMMANDS: dict[str, Command] = {
+    "demo": commands.demo, "sessions": commands.sessions, "replay": commands.replay,
+    "audit": commands.audit, "verify": commands.audit, "rebuild": commands.rebuild,
+    "analytics": commands.analytics, "export": commands.export,
+    "import": commands.import_file, "import-adk": commands.import_adk,
+}
+CREATES_DATABASE = frozenset({"demo", "import", "import-adk"})
+"""Commands that may start from an empty database; the others refuse a missing file."""
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--db/--json/--log-format/--debug, accepted before or after the command."""
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    parser.add_argument("--db", metavar="URL", default=default(None),
+                        help="a SQLite path or postgresql:// URL "
+                             "(default: $SESSION_STORE_URL, then ./sessions.db)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print JSON for machines instead of tables")
+    parser.add_argument("--log-format", choices=("text", "json"), default=default("text"),
+                        help="how log lines on stderr look (default: text)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                        help="log what happens (info level; the default shows warnings only)")
+    parser.add_argument("--debug", action="store_true", default=default(False),
+                        help="debug logging, and tracebacks on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="session-store",
+        description="AI-agent conversations kept as an event log: write a demo, list, "
+                    "replay, audit, rebuild, analyse, export and import sessions.",
+        epilog="Exit codes: 0 ok, 1 a check failed, 2 a problem you can fix (the message "
+               "says what), 3 a bug.")
+    _global_options(parser, top=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, top=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, parents=[common])
+
+    def owner(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--app", help="the session's app (needed only when the id is ambiguous)")
+        p.add_argument("--user", help="the session's user (likewise)")
+
+    p = command("demo", "a simulated multi-user agent runner writes conversations, then "
+                        "shows what the store knows")
+    p.add_argument("--users", type=int, default=4, help="distinct users (default 4)")
+    p.add_argument("--sessions", type=int, default=12, help="sessions in total (default 12)")
+    p.add_argument("--turns", type=int, default=4, help="turns per session (default 4)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the mock model (default 7)")
+    p.add_argument("--concurrency", type=int, default=32,
+                   help="sessions talking at once (default 32)")
+    p.add_argument("--latency-ms", type=float, default=4.0,
+                   help="mean simulated model latency in ms (default 4; 0 for none)")
+
+    p = command("sessions", "list sessions")
+    p.add_argument("--app", help="only this app")
+    p.add_argument("--user", help="only this user")
+    p.add_argument("--status", choices=("active", "archived", "ended", "expired"))
+    p.add_argument("--limit", type=int, default=None, help="at most this many")
+
+    p = command("replay", "a session's conversation as a timeline, folded from the log")
+    p.add_argument("session", metavar="SESSION", help="session id")
+    owner(p)
+    p.add_argument("--to-version", type=int, default=None, metavar="N",
+                   help="stop after event N: the session as it was then")
+
+    for name in ("audit", "verify"):
+        p = command(name, "integrity check: hash chains, version continuity, projections vs "
+                          "a fresh fold of the log; exit 1 on any problem")
+        p.add_argument("session", metavar="SESSION", nargs="?", help="only this session")
+        owner(p)
+
+    p = command("rebuild", "replay the log into fresh read models")
+    p.add_argument("--projection", metavar="NAME", help="only this projection")
+
+    p = command("analytics", "tokens, messages and response times, with a histogram")
+    p.add_argument("--by", choices=figures.GROUPINGS, default="app")
+    p.add_argument("--app", help="only this app")
+    p.add_argument("--limit", type=int, default=50, help="table rows shown (default 50)")
+
+    p = command("export", "a session's events as JSON Lines")
+    p.add_argument("session", metavar="SESSION", help="session id")
+    owner(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+
+    p = command("import", "append the sessions of an `export` file (importing twice is a "
+                          "no-op)")
+    p.add_argument("file", metavar="FILE", help="JSON Lines from `export` ('-' for stdin)")
+
+    p = command("import-adk", "bring the sessions of a Google ADK session database in")
+    p.add_argument("source", metavar="SOURCE_URL", help="the ADK database (path or URL)")
+    return parser
+
+
+def configure_logging(log_format: str, debug: bool, verbose: bool = False) -> None:
+    """Structured log lines on stderr: readable, or one JSON object per line."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty() and
+                                           "NO_COLOR" not in os.environ))
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    structlog.configure(
+        processors=[structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True), renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _check_database(args: argparse.Namespace) -> None:
+    path = database_file(args.db)
+    if path is None or args.command in CREATES_DATABASE:
+        return
+    if not path.is_file():
+        raise StoreUnavailable(
+            f"no database at {path}: run `session-store demo` to make one, or point --db "
+            "(or $SESSION_STORE_URL) at an existing store")
+
+
+async def _run(args: argparse.Namespace) -> int:
+    _check_database(args)
+    if args.command == "import" and args.file != "-" and not Path(args.file).is_file():
+        raise FileNotFoundError(f"no file {args.file}: give a file written by "
+                                "`session-store export SESSION -o FILE`")
+    store = await SessionStore.open(args.db)
+    try:
+        return await COMMANDS[args.command](store, args)
+    finally:
+        await _settle(store)
+        await store.close()
+
+
+async def _settle(store: SessionStore) -> None:
+    """Let catch-up read models fold what this command appended, so the next command sees
+    them current (and the follower is idle when it is stopped)."""
+    await commands.catch_up(store, 15, "they catch up the next time the store is opened")
+
+
+def explain(error: BaseException, db: str | None) -> str | None:
+    """One line saying what went wrong and what to do, for errors a user can fix."""
+    if isinstance(error, StoreUnavailable):
+        text = _first_line(error)
+        return text if "--db" in text else f"{text} (check --db or $SESSION_STORE_URL)"
+    if isinstance(error, SessionStoreError | FileNotFoundError):
+        return _first_line(error)
+    where = _where(db)
+    for cause in _causes(error):
+        if (type(cause).__module__ or "").startswith("asyncpg"):
+            return (f"PostgreSQL at {where} refused: {_first_line(cause)} — check the user, "
+                    "password and database name in --db (create a database with `createdb`)")
+        if isinstance(cause, TimeoutError):
+            return f"timed out connecting to {where}: is the server up and reachable?"
+        if isinstance(cause, OSError):
+            return (f"cannot reach the database at {where}: {cause.strerror or cause} — is "
+                    "the server running, and are the host and port in --db right?")
+    if isinstance(error, sa.exc.DBAPIError) and any(
+            words in str(error.orig) for words in _UNUSABLE_SQLITE):
+        return f"the database at {where} cannot be used: {_first_line(error.orig)} — check --db"
+    return None
+
+
+_UNUSABLE_SQLITE = ("unable to open", "not a database", "locked", "readonly", "disk I/O",
+                    "malformed", "no such table")
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, what it wraps (SQLAlchemy's `orig`) and what caused it, outermost first."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _where(db: str | None) -> str:
+    try:
+        return describe_url(db)
+    except SessionStoreError:
+        return str(db)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_format, args.debug, args.verbose)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the one place errors become exit codes
+        if args.debug:
+            raise
+        message = explain(error, args.db)
+        if message is not None:
+            print(f"session-store: error: {message}", file=sys.stderr)
+            return USAGE
+        print(f"session-store: internal error: {type(error).__name__}: {error} "
+              "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+        return BUG
