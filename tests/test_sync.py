@@ -57,3 +57,40 @@ def test_sync_store_hooks_and_close(store_url: str) -> None:
     assert seen == ["s"]
     with SyncSessionStore(store_url) as reopened:
         assert reopened.get_session(app_name="app", user_id="u", session_id="s") is not None
+
+
+def test_sync_subscribe_blocks_for_new_events_and_stops_when_left(store_url: str) -> None:
+    import threading
+
+    with SyncSessionStore(store_url) as store:
+        session = store.create_session(app_name="app", user_id="u", session_id="s")
+        store.add_message(session, "user", "first")
+        seen: list[str] = []
+        follower = store.subscribe(from_position=0, types=["MessageAppended"])
+        writer = threading.Timer(0.2, lambda: store.add_message(session, "user", "later"))
+        writer.start()
+        for record in follower:  # blocks until the timer's append commits
+            seen.append(record.data.message.text)  # type: ignore[union-attr]
+            if len(seen) == 2:
+                break
+        follower.close()
+        writer.join()
+        assert seen == ["first", "later"]
+        assert store.last_position() == store.count_events() == 3
+        store.add_message(session, "user", "after the follower left")  # the store goes on
+
+
+def test_sync_read_models_block_and_see_their_own_writes(store_url: str) -> None:
+    with SyncSessionStore(store_url) as store:
+        session = store.create_session(app_name="app", user_id="u", session_id="s")
+        store.add_message(session, "user", "the weather in Lisbon")
+        store.track_interaction(session, tokens_in=5, tokens_out=7)
+        hits = store.history.search("lisbon", app_name="app")
+        assert [m.text for m in hits] == ["the weather in Lisbon"]
+        assert store.history.count(app_name="app", user_id="u", session_id="s") == 1
+        summary = store.users.get(app_name="app", user_id="u")
+        assert summary is not None and summary.messages == 1 and summary.tokens_in == 5
+        stats = store.analytics.by_session("app", "u", "s")
+        assert stats is not None and (stats.tokens_in, stats.tokens_out) == (5, 7)
+        assert store.find_sessions("s") == [("app", "u", "s")]
+        assert store.app_names() == ["app"]
