@@ -33,8 +33,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from session_store.domain.events import Event, MessageAppended, SessionKey, encode_payload, new_ids
+from session_store.domain.events import Event, MessageAppended, SessionKey
+from session_store.domain.ids import new_ids
 from session_store.log.eventlog import EventLog
+from session_store.storage.codec import encode_payload
 from session_store.storage.database import connect
 
 TARGETS = {

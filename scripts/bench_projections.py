@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import session_store  # noqa: F401  (import order: the facade before the projections)
 from projections.runtime import ProjectionRuntime
 from session_store.domain.events import (
     Event,

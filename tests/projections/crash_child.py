@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import session_store  # noqa: F401  (import order: the facade before the projections)
 from projections.catchup import Follower
 from projections.runtime import ProjectionRuntime
 from session_store.domain.events import RecordedEvent
