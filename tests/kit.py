@@ -81,6 +81,11 @@ async def read_all(log: EventLog, **kwargs: Any) -> list[Any]:
 
 # --- projections -----------------------------------------------------------------------
 
+S1 = SessionKey("app", "ann", "s1")
+S2 = SessionKey("app", "ann", "s2")
+S3 = SessionKey("app", "bob", "s1")  # same session id, another user
+OTHER = SessionKey("other", "ann", "s1")
+
 ALL_INLINE = {"history": "inline", "users": "inline", "analytics": "inline"}
 ALL_CATCHUP = {"history": "catchup", "users": "catchup", "analytics": "catchup"}
 

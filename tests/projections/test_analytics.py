@@ -9,20 +9,18 @@ from session_store.domain.events import (
     Payload,
     SessionCreated,
     SessionDeleted,
-    SessionKey,
     SessionPurged,
 )
-from tests.kit import ALL_CATCHUP, ALL_INLINE, append, opened, purge, read_models, said
-
-S1 = SessionKey("app", "ann", "s1")
-S2 = SessionKey("app", "ann", "s2")
-S3 = SessionKey("app", "bob", "s1")  # same session id, another user
-OTHER = SessionKey("other", "ann", "s1")
-
-
-@pytest.fixture(params=["inline", "catchup"])
-def modes(request: pytest.FixtureRequest) -> dict[str, str]:
-    return ALL_INLINE if request.param == "inline" else ALL_CATCHUP
+from tests.kit import (
+    S1,
+    S2,
+    S3,
+    append,
+    opened,
+    purge,
+    read_models,
+    said,
+)
 
 
 async def test_analytics(store_url: str, modes: dict[str, str]) -> None:

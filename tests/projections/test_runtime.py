@@ -6,14 +6,8 @@ import pytest
 
 from session_store.domain.events import (
     SessionCreated,
-    SessionKey,
 )
-from tests.kit import ALL_CATCHUP, ALL_INLINE, append, opened, read_models, said
-
-S1 = SessionKey("app", "ann", "s1")
-S2 = SessionKey("app", "ann", "s2")
-S3 = SessionKey("app", "bob", "s1")  # same session id, another user
-OTHER = SessionKey("other", "ann", "s1")
+from tests.kit import ALL_CATCHUP, ALL_INLINE, S1, append, opened, read_models, said
 
 
 async def test_wait_for_times_out_and_inline_needs_no_wait(store_url: str) -> None:

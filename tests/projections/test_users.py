@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from session_store.domain.events import (
     InteractionTracked,
     SessionArchived,
@@ -14,17 +12,17 @@ from session_store.domain.events import (
     SessionPurged,
     StateChanged,
 )
-from tests.kit import ALL_CATCHUP, ALL_INLINE, append, opened, purge, read_models, said
-
-S1 = SessionKey("app", "ann", "s1")
-S2 = SessionKey("app", "ann", "s2")
-S3 = SessionKey("app", "bob", "s1")  # same session id, another user
-OTHER = SessionKey("other", "ann", "s1")
-
-
-@pytest.fixture(params=["inline", "catchup"])
-def modes(request: pytest.FixtureRequest) -> dict[str, str]:
-    return ALL_INLINE if request.param == "inline" else ALL_CATCHUP
+from tests.kit import (
+    OTHER,
+    S1,
+    S2,
+    S3,
+    append,
+    opened,
+    purge,
+    read_models,
+    said,
+)
 
 
 async def test_user_index(store_url: str, modes: dict[str, str]) -> None:
