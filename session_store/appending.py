@@ -159,6 +159,9 @@ class Appending:
         """
         streams: dict[SessionKey, list[RecordedEvent]] = {}
         for record in records:
+            if not isinstance(record, RecordedEvent):
+                raise InvalidEvent(f"import_records takes RecordedEvent records, not "
+                                   f"{type(record).__name__}")
             if record.session_id:
                 streams.setdefault(record.key, []).append(record)
         for key, found in streams.items():

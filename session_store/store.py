@@ -231,6 +231,9 @@ class SessionStore(Appending):
                             user_id: str | None = None, limit: int = 20) -> list[SessionKey]:
         """Keys of the visible sessions with this id, in any app (narrowed when given)."""
         validation.check_id(session_id, "session_id")
+        for value, what in ((app_name, "app_name"), (user_id, "user_id")):
+            if value is not None:
+                validation.check_id(value, what)
         validation.check_page_limit(limit)
         return await reads.find_sessions(self.db, session_id, app_name=app_name,
                                          user_id=user_id, limit=limit)

@@ -305,3 +305,19 @@ async def test_created_at_and_activity_times(store: SessionStore) -> None:
     found = await store.get_session(app_name="app", user_id="u", session_id=session.id)
     assert found is not None and found.last_update_time > session.last_update_time
     assert found.created_at == session.created_at
+
+
+async def test_find_sessions_and_import_records_refuse_bad_input(store: SessionStore) -> None:
+    await store.create_session(app_name="a", user_id="u", session_id="s")
+    assert await store.find_sessions("s") == [("a", "u", "s")]
+    assert await store.find_sessions("s", app_name="b") == []
+    for bad in ({"app_name": 7}, {"user_id": ""}, {"limit": 0}):
+        with pytest.raises(InvalidEvent):
+            await store.find_sessions("s", **bad)  # type: ignore[arg-type]
+    before = await store.count_events()
+    with pytest.raises(InvalidEvent, match="RecordedEvent"):
+        await store.import_records([{"type": "SessionCreated"}])  # type: ignore[list-item]
+    assert await store.count_events() == before
+    exported = [record async for record in store.read_stream(("a", "u", "s"))]
+    assert await store.import_records(exported) == 1  # already there: nothing added
+    assert await store.count_events() == before
