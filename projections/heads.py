@@ -54,6 +54,8 @@ def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table]:
 
 HEADS, TAGS = make_tables()
 
+_SESSION = ("app_name", "user_id", "session_id")
+"""The columns that name a session (the tag table's key without the tag)."""
 _RETAGS = frozenset({"SessionCreated", "SessionPurged"})
 """Event types after which a session's tag rows are written again."""
 
@@ -73,10 +75,6 @@ class HeadsProjection(Projection):
 
     def __init__(self, suffix: str = "") -> None:
         self.heads, self.tags = (HEADS, TAGS) if not suffix else make_tables(suffix)
-        t = self.tags
-        self._clear_tags = t.delete().where(
-            t.c.app_name == sa.bindparam("a"), t.c.user_id == sa.bindparam("u"),
-            t.c.session_id == sa.bindparam("s"))
 
     def tables(self) -> Sequence[sa.Table]:
         return (self.heads, self.tags)
@@ -109,12 +107,11 @@ class HeadsProjection(Projection):
     def _retag(self, conn: Connection, keys: set[SessionKey],
                heads: dict[SessionKey, Head | None]) -> None:
         """Replace the tag rows of `keys` with their heads' tags (two statements in all)."""
-        tagged: list[dict[str, str]] = []
+        tagged: list[tuple[str, str, str, str]] = []
         for key in keys:
             head = heads[key]
             if head is not None:
-                tagged.extend({"app_name": key[0], "user_id": key[1], "session_id": key[2],
-                               "tag": tag} for tag in set(head.tags))
-        conn.execute(self._clear_tags, [{"a": a, "u": u, "s": s} for a, u, s in keys])
-        if tagged:
-            conn.execute(self.tags.insert(), tagged)
+                tagged.extend((*key, tag) for tag in set(head.tags))
+        dialect = dialect_of(conn)
+        dialect.delete_keyed(conn, self.tags, list(keys), by=_SESSION)
+        dialect.upsert(conn, self.tags, tagged)

@@ -115,10 +115,14 @@ class Dialect(Protocol):
 
     def upsert(self, conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]]
                ) -> None:
-        """Insert or replace whole rows (every column, in table order) by primary key."""
+        """Insert or replace whole rows (every column, in table order) by primary key (a row
+        whose columns are all its key is inserted unless it is there)."""
         ...
 
-    def delete_keyed(self, conn: Connection, table: sa.Table, keys: Sequence[Key]) -> None:
+    def delete_keyed(self, conn: Connection, table: sa.Table, keys: Sequence[Key],
+                     by: Sequence[str] | None = None) -> None:
+        """Delete the rows with these keys: values of the columns `by` (default: the
+        primary key), in that order."""
         ...
 
     def text_index(self, table: sa.Table, name: str) -> TextIndex:

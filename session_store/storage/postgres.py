@@ -209,22 +209,24 @@ class Postgres:
             keys = [c.name for c in table.primary_key.columns]
             updates = ", ".join(f"{c.name} = excluded.{c.name}" for c in columns
                                 if c.name not in keys)
+            action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"  # all keys
             return (f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
                     f"SELECT * FROM unnest({_unnest(columns)}) "
-                    f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
+                    f"ON CONFLICT ({', '.join(keys)}) {action}")
 
         statement = self._statement(("upsert", table.name), build)
         await_(_driver(conn).execute(statement, *_columns_of(rows, len(columns))))
 
-    def delete_keyed(self, conn: Connection, table: sa.Table, keys: Sequence[Key]) -> None:
+    def delete_keyed(self, conn: Connection, table: sa.Table, keys: Sequence[Key],
+                     by: Sequence[str] | None = None) -> None:
         if not keys:
             return
-        pk = list(table.primary_key.columns)
+        pk = [table.c[name] for name in by] if by else list(table.primary_key.columns)
 
         def build() -> str:
             return f"DELETE FROM {table.name} t USING {_keys(pk)} WHERE {_matching(pk)}"
 
-        statement = self._statement(("delete", table.name), build)
+        statement = self._statement(("delete", table.name, *(c.name for c in pk)), build)
         await_(_driver(conn).execute(statement, *_columns_of(keys, len(pk))))
 
     def text_index(self, table: sa.Table, name: str) -> PostgresTextIndex:

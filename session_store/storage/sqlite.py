@@ -62,9 +62,10 @@ def upsert_sql(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
     """`INSERT (columns) ... ON CONFLICT (keys) DO UPDATE SET` the other columns: `?`
     parameters in `columns` order."""
     updates = ", ".join(f"{name} = excluded.{name}" for name in columns if name not in keys)
+    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"  # all columns are keys
     return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
             f"({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(keys)}) "
-            f"DO UPDATE SET {updates}")
+            f"{action}")
 
 
 def _cursor(conn: Connection) -> sqlite3.Cursor:
@@ -164,10 +165,11 @@ class SQLite:
         cursor.executemany(statement, rows)
         cursor.close()
 
-    def delete_keyed(self, conn: Connection, table: sa.Table, keys: Sequence[Key]) -> None:
+    def delete_keyed(self, conn: Connection, table: sa.Table, keys: Sequence[Key],
+                     by: Sequence[str] | None = None) -> None:
         if not keys:
             return
-        where = " AND ".join(f"{name} = ?" for name in _key_names(table))
+        where = " AND ".join(f"{name} = ?" for name in (by or _key_names(table)))
         cursor = _cursor(conn)
         cursor.executemany(f"DELETE FROM {table.name} WHERE {where}", keys)
         cursor.close()
