@@ -32,7 +32,12 @@ from session_store.domain.events import (
     SessionReactivated,
     StateChanged,
 )
-from session_store.domain.scopes import delta_of, shared_deltas, without_temp
+from session_store.domain.scopes import (
+    delta_of,
+    shared_change,
+    shared_deltas,
+    without_temp,
+)
 from session_store.domain.snapshot import Session
 from session_store.domain.validation import ref
 from session_store.errors import ConcurrencyError, InvalidEvent, SessionNotFound
@@ -69,18 +74,16 @@ class Appending:
         key = ref(session)
         if isinstance(events, Event) or not events:
             raise InvalidEvent("append_events takes a non-empty list of Event")
-        delta: dict[str, Any] = {}
         messages = []
         for event in events:
             validation.check_event(event)
             if not event.author:
                 event = msgspec.structs.replace(event, author=event.role)
             if event.state_delta:
-                delta.update(event.state_delta)
                 event = msgspec.structs.replace(
                     event, state_delta=without_temp(event.state_delta) or None)
             messages.append(MessageAppended(message=event))
-        return await self._append(key, messages, expected_version=expected_version, delta=delta,
+        return await self._append(key, messages, expected_version=expected_version,
                                   event_ids=[m.message.id for m in messages])
 
     async def retract_message(self, session: SessionRef, message_id: str, *,
@@ -103,7 +106,7 @@ class Appending:
         """Change state; `app:`/`user:` keys are shared, `temp:` keys are dropped."""
         full = validation.check_mapping(delta, "delta")
         return (await self._append(ref(session), [StateChanged(delta=without_temp(full))],
-                                   expected_version=expected_version, delta=full))[0]
+                                   expected_version=expected_version))[0]
 
     async def update_session_metadata(self, session: SessionRef, patch: Mapping[str, Any], *,
                                       merge: bool = True) -> RecordedEvent:
@@ -175,20 +178,30 @@ class Appending:
             for stream, changes in by_stream.items():
                 scope = "user" if stream.user_id else "app"
                 appends.append(self.log.prepare_append(
-                    stream, [StateChanged(delta=d) for _, d in changes],
+                    stream, [shared_change(key, stream, d) for _, d in changes],
                     event_ids=[f"{event_id}:{scope}" for event_id, _ in changes]))
             await self._commit(appends)
         return sum(len(found) for found in streams.values())
 
     async def _append(self, key: SessionKey, payloads: Sequence[Payload], *,
                       expected_version: int | None = ANY,
-                      delta: Mapping[str, Any] | None = None,
                       event_ids: Sequence[str | None] | None = None) -> list[RecordedEvent]:
-        """Append to the session's stream, plus app/user scope streams for shared state keys."""
+        """Append to the session's stream, plus app/user scope streams for shared state keys.
+
+        The middleware runs first: the scope streams get the shared keys of the payloads
+        as transformed (what the session's own events store), each linked to the session
+        that wrote it (`StateChanged.session_id`) so a purge of the session erases it.
+        `temp:` keys were dropped before, so neither the middleware nor the log sees them.
+        """
         payloads = await self.hooks.transform(key, payloads)
+        delta: dict[str, Any] = {}
+        for payload in payloads:
+            delta.update(delta_of(payload))
         # Scope streams first: their events get lower positions than the session's, so the
         # session as of version N (`at_version`) includes the shared state written with N.
-        appends = [self.log.prepare_append(stream, [StateChanged(delta=shared)])
+        # They land in the session's commit, so they share its `recorded_at` (what a purge
+        # looks them up by, `session_store.purging`).
+        appends = [self.log.prepare_append(stream, [shared_change(key, stream, shared)])
                    for stream, shared in shared_deltas(key, delta)]
         appends.append(self.log.prepare_append(key, payloads, expected_version=expected_version,
                                                event_ids=event_ids))

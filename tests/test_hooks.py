@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 import pytest
+import sqlalchemy as sa
 import structlog
 
 from session_store import Event, InvalidEvent, RecordedEvent, SessionKey
-from session_store.domain.events import MessageAppended, Payload
+from session_store.domain.events import (
+    MessageAppended,
+    Payload,
+    SessionCreated,
+    StateChanged,
+)
 from session_store.store import SessionStore
 from tests.kit import unchanged
 
@@ -34,6 +41,51 @@ async def test_middleware_redacts_before_anything_is_stored(store: SessionStore)
     assert found is not None and found.messages[0].text == "mail me at [email] please"
     async for record in store.read_all():
         assert b"example.com" not in msgspec.json.encode(record.data)
+
+
+def _hide_mail(value: Any) -> Any:
+    return _EMAIL.sub("[email]", value) if isinstance(value, str) else value
+
+
+def redact_state(key: SessionKey, payload: Payload) -> Payload:
+    """Redacts e-mail addresses in every state a payload carries (initial state and deltas)."""
+    if isinstance(payload, SessionCreated):
+        return msgspec.structs.replace(
+            payload, state={k: _hide_mail(v) for k, v in payload.state.items()})
+    if isinstance(payload, StateChanged):
+        return msgspec.structs.replace(
+            payload, delta={k: _hide_mail(v) for k, v in payload.delta.items()})
+    if isinstance(payload, MessageAppended) and payload.message.state_delta:
+        delta = {k: _hide_mail(v) for k, v in payload.message.state_delta.items()}
+        return msgspec.structs.replace(
+            payload, message=msgspec.structs.replace(payload.message, state_delta=delta))
+    return payload
+
+
+async def test_middleware_runs_before_shared_state_is_split(store: SessionStore) -> None:
+    """What the middleware changes is what every stream stores: the app and user scope
+    streams get the redacted values too, and no row of the log holds the raw ones."""
+    store.use(redact_state)
+    session = await store.create_session(
+        app_name="app", user_id="u", state={"user:mail": "ann@home.example", "own": 1,
+                                            "app:desk": "desk@corp.example"})
+    await store.append_event(session, Event(role="user", text="hi", state_delta={
+        "user:work": "ann@work.example", "temp:t": "tmp@temp.example"}))
+    await store.update_state(session, {"app:help": "help@corp.example", "temp:x": 1})
+    assert await store.get_user_state(app_name="app", user_id="u") == {
+        "mail": "[email]", "work": "[email]"}
+    assert await store.get_app_state(app_name="app") == {"desk": "[email]", "help": "[email]"}
+    found = await store.get_session(app_name="app", user_id="u", session_id=session.id)
+    assert found is not None and dict(found.state) == {
+        "user:mail": "[email]", "own": 1, "app:desk": "[email]", "user:work": "[email]",
+        "app:help": "[email]"}
+    assert found == await store.replay(session)
+    async with store.db.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT session_id, data FROM ss_events"))).all()
+    assert {row[0] for row in rows} == {"", session.id}  # the scope streams were written
+    for _, data in rows:
+        assert b".example" not in bytes(data) and b"temp:" not in bytes(data)
+    assert (await store.verify()).ok
 
 
 async def test_async_middleware_that_rejects_writes_nothing(store: SessionStore) -> None:

@@ -9,7 +9,7 @@ session's own stream.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from session_store.domain.events import (
@@ -66,6 +66,21 @@ def shared_deltas(key: SessionKey, delta: Mapping[str, Any] | None
         if shared:
             split.append((scope_stream(key, scope), shared))
     return split
+
+
+def shared_change(key: SessionKey, stream: SessionKey, delta: dict[str, Any]) -> StateChanged:
+    """The event that records session `key`'s `delta` on the scope `stream`, linked to the
+    session (and, on the app stream, its user) so that purging the session erases it."""
+    return StateChanged(delta=delta, session_id=key.session_id,
+                        user_id=None if stream.user_id else key.user_id)
+
+
+def written_by(record_key: SessionKey, change: StateChanged, user_id: str,
+               sessions: Collection[str]) -> bool:
+    """Whether the scope event `change` on stream `record_key` was written by one of these
+    sessions of `user_id` (an event written before the link existed says nothing: False)."""
+    user = record_key.user_id or change.user_id
+    return user == user_id and change.session_id in sessions
 
 
 def update_stream_state(key: SessionKey, state: dict[str, Any], delta: Mapping[str, Any]

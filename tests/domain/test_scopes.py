@@ -14,9 +14,11 @@ from session_store.domain.scopes import (
     delta_of,
     key_scope,
     scope_of,
+    shared_change,
     shared_deltas,
     update_stream_state,
     without_temp,
+    written_by,
 )
 
 KEY = SessionKey("app", "ada", "s1")
@@ -60,3 +62,17 @@ def test_the_delta_each_event_records() -> None:
     assert delta_of(StateChanged(delta={"b": 2})) == {"b": 2}
     assert delta_of(SessionCreated(state={"app:c": 3})) == {"app:c": 3}
     assert delta_of(SessionEnded()) == {}
+
+
+def test_a_shared_change_names_the_session_that_wrote_it() -> None:
+    user_stream, app_stream = SessionKey("app", "ada", ""), SessionKey("app", "", "")
+    on_user = shared_change(KEY, user_stream, {"user:a": 1})
+    on_app = shared_change(KEY, app_stream, {"app:a": 1})
+    assert on_user == StateChanged(delta={"user:a": 1}, session_id="s1")
+    assert on_app == StateChanged(delta={"app:a": 1}, session_id="s1", user_id="ada")
+    assert written_by(user_stream, on_user, "ada", {"s1"})
+    assert written_by(app_stream, on_app, "ada", {"s1", "s2"})
+    # The same session id of another user, another session, or no link at all: not hers.
+    assert not written_by(app_stream, on_app, "bob", {"s1"})
+    assert not written_by(user_stream, on_user, "ada", {"s2"})
+    assert not written_by(app_stream, StateChanged(delta={"app:a": 1}), "ada", {"s1"})
