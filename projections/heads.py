@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection
 
 from projections.protocol import Projection
 from session_store.domain.events import RecordedEvent, SessionKey
-from session_store.domain.lifecycle import Head, advance
-from session_store.storage.codec import decode_head, encode_head
+from session_store.domain.lifecycle import Head, advance, fold_all
+from session_store.storage import schema
+from session_store.storage.codec import decode_head, decode_rows, encode_head
 from session_store.storage.database import dialect_of
 
 
@@ -67,6 +68,19 @@ def _row(head: Head) -> tuple[Any, ...]:
             encode_head(head))
 
 
+def _refold(conn: Connection, key: SessionKey, version: int) -> Head | None:
+    """A scope stream folded afresh from the log up to `version`: after a `ScopePurged` the
+    erased events read back as `PayloadErased`, so the state forgets what they wrote (and
+    keeps what the events left wrote), as a fold of the erased log from the start does."""
+    e = schema.events
+    rows = conn.execute(
+        sa.select(*schema.RECORD_COLUMNS)
+        .where(e.c.app_name == key.app_name, e.c.user_id == key.user_id,
+               e.c.session_id == key.session_id, e.c.version <= version)
+        .order_by(e.c.version)).all()
+    return fold_all(decode_rows(rows))
+
+
 class HeadsProjection(Projection):
     """The inline read model of session heads (and the app/user scope state rows)."""
 
@@ -97,7 +111,9 @@ class HeadsProjection(Projection):
         for event in events:
             key = SessionKey(event.app_name, event.user_id, event.session_id)
             heads[key] = advance(heads.get(key), event)
-            if event.type in _RETAGS:
+            if event.type == "ScopePurged":
+                heads[key] = _refold(conn, key, event.version)
+            elif event.type in _RETAGS:
                 retagged.add(key)
         dialect_of(conn).upsert(conn, self.heads,
                                 [_row(head) for head in heads.values() if head is not None])

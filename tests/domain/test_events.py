@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from session_store.domain.events import (
     PAYLOAD_TYPES,
+    AnyPayload,
     Event,
     InteractionTracked,
     MessageAppended,
     MetadataChanged,
+    ScopePurged,
     SessionCreated,
     SessionKey,
     StateChanged,
@@ -30,7 +33,19 @@ SAMPLES = [
 
 def test_every_payload_type_is_registered_under_its_class_name() -> None:
     assert all(name == cls.__name__ for name, cls in PAYLOAD_TYPES.items())
-    assert len(PAYLOAD_TYPES) == 14
+    assert len(PAYLOAD_TYPES) == 15
+
+
+def test_a_state_change_written_before_the_scope_link_still_decodes() -> None:
+    """`StateChanged.session_id`/`user_id` are optional and omitted when unset: old payloads
+    read back unlinked, and a session's own change encodes as it always did."""
+    old = msgspec.json.decode(b'{"type":"StateChanged","delta":{"user:a":1}}', type=AnyPayload)
+    assert old == StateChanged(delta={"user:a": 1}) and old.session_id is None
+    assert msgspec.json.encode(old) == b'{"type":"StateChanged","delta":{"user:a":1}}'
+    linked = StateChanged(delta={"app:a": 1}, session_id="s", user_id="u")
+    assert msgspec.json.decode(msgspec.json.encode(linked), type=AnyPayload) == linked
+    purged = ScopePurged(event_ids=["e1", "e2"], session_id="s", reason="r")
+    assert msgspec.json.decode(msgspec.json.encode(purged), type=AnyPayload) == purged
 
 
 def test_payloads_are_frozen() -> None:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from session_store.domain.events import PayloadErased, ScopePurged, SessionKey
 from session_store.errors import SchemaError
 from session_store.storage.schema import SCHEMA_VERSION
 from tests.kit import KEY, count_rows, message, opened_log, read_all, state
@@ -75,6 +76,24 @@ async def test_erasing_payloads_needs_a_purge_record(store_url: str) -> None:
             async with log.db.engine.begin() as conn:
                 await conn.execute(sa.text(f"UPDATE ss_events SET data = {empty}"))
         assert (await read_all(log))[0].data == state(a=1)
+
+
+async def test_a_scope_stream_is_erased_only_once_it_records_a_scope_purge(
+        store_url: str) -> None:
+    """On an app or user stream the purge fact is a ScopePurged, and the audited path erases
+    exactly the events it names (the fact itself stays readable)."""
+    async with opened_log(store_url) as log:
+        scope = SessionKey("app", "u", "")
+        kept, erased = await log.append(scope, [state(**{"user:a": 1}), state(**{"user:b": 2})])
+        empty = "x''" if log.db.dialect.name == "sqlite" else "''::bytea"
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with log.db.engine.begin() as conn:
+                await conn.execute(sa.text(f"UPDATE ss_events SET data = {empty}"))
+        fact = ScopePurged(event_ids=[erased.event_id], session_id="s")
+        await log.commit([log.prepare_append(scope, [fact], erase=True)])
+        assert [r.data for r in await read_all(log)] == [
+            state(**{"user:a": 1}), PayloadErased(original_type="StateChanged"), fact]
+        assert kept.version == 1
 
 
 async def test_postgres_refuses_truncate(pg_url: str) -> None:
