@@ -94,3 +94,14 @@ def test_sync_read_models_block_and_see_their_own_writes(store_url: str) -> None
         assert stats is not None and (stats.tokens_in, stats.tokens_out) == (5, 7)
         assert store.find_sessions("s") == [("app", "u", "s")]
         assert store.app_names() == ["app"]
+
+
+def test_sync_purge_user(sqlite_url: str) -> None:
+    with SyncSessionStore(sqlite_url) as store:
+        session = store.create_session(app_name="app", user_id="ann", state={"user:k": "v"})
+        store.add_message(session, "user", "hello", state_delta={"app:k": "ann's"})
+        report = store.purge_user(app_name="app", user_id="ann")
+        assert (report.sessions, report.scope_events) == (1, 2)
+        assert store.get_user_state(app_name="app", user_id="ann") == {}
+        assert store.get_app_state(app_name="app") == {}
+        assert store.verify().ok
