@@ -15,12 +15,11 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import structlog
-
 from session_store.domain.events import PAYLOAD_TYPES, Payload, RecordedEvent, SessionKey
 from session_store.errors import InvalidEvent
+from session_store.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Middleware = Callable[[SessionKey, Payload], "Payload | Awaitable[Payload]"]
 Hook = Callable[[RecordedEvent], "None | Awaitable[None]"]
