@@ -178,7 +178,10 @@ def _sqlite_engines(url: sa.URL, durability: Durability, busy_timeout: float
         f"PRAGMA synchronous = {durability.upper()}",
     )
     engine = create_async_engine(url, pool_reset_on_return=None)
-    write_engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"))
+    # The writer's path is absolute: it checks that the file it opened is still there
+    # (`storage.failures.FileIdentity`), whatever the working directory is by then.
+    write_engine = sa.create_engine(url.set(drivername="sqlite+pysqlite",
+                                            database=os.path.abspath(path)))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _read_pragmas(dbapi_connection: Any, _record: Any) -> None:
