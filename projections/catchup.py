@@ -10,23 +10,30 @@ crash anywhere leaves the projection exactly at a batch boundary: resumed, it
 neither double-counts nor skips. Two followers of the same projection (two
 processes) are safe for the same reason: the second one skips what the first
 committed.
+
+An event a projection cannot fold does not stop it: when a batch's fold fails, the
+batch is folded again event by event and the event that fails is quarantined for
+that projection (`projections.quarantine`). A database error is not the event's
+fault: the follower keeps it in `error` (see `SessionStore.health()`) and tries the
+batch again after `RETRY_DELAY`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
-import structlog
 from sqlalchemy.engine import Connection
 
-from projections import checkpoints
+from projections import checkpoints, quarantine
 from projections.protocol import Projection
 from session_store.domain.events import RecordedEvent
 from session_store.log.eventlog import EventLog
+from session_store.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BATCH_SIZE = 1000
 RETRY_DELAY = 1.0
@@ -42,7 +49,24 @@ def fold_batch(conn: Connection, projections: Sequence[tuple[Projection, str]],
         position = checkpoints.read_checkpoint(conn, checkpoint, for_update=True)
         fresh = [e for e in events if e.position > position]
         if fresh:
+            quarantine.check_readable(fresh)
             projection.apply(conn, fresh)
+            position = fresh[-1].position
+            checkpoints.record_checkpoint(conn, checkpoint, position)
+        done[checkpoint] = position
+    return done
+
+
+def fold_isolated(conn: Connection, projections: Sequence[tuple[Projection, str]],
+                  events: Sequence[RecordedEvent]) -> dict[str, int]:
+    """`fold_batch` for a batch whose fold failed: event by event where a projection's fold
+    fails, quarantining (for that projection) each event that fails on its own."""
+    done: dict[str, int] = {}
+    for projection, checkpoint in projections:
+        position = checkpoints.read_checkpoint(conn, checkpoint, for_update=True)
+        fresh = [e for e in events if e.position > position]
+        if fresh:
+            quarantine.record(conn, quarantine.fold_each(conn, projection, fresh, checkpoint))
             position = fresh[-1].position
             checkpoints.record_checkpoint(conn, checkpoint, position)
         done[checkpoint] = position
@@ -70,6 +94,10 @@ class Follower:
         self.positions: dict[str, int] = dict.fromkeys(names, 0)
         self.batches = 0
         self.error: BaseException | None = None
+        """Why the last attempt to fold failed; None once a batch folds again."""
+        self.error_at: float | None = None
+        self.failures = 0
+        """Attempts that failed in a row (each retried after `RETRY_DELAY`)."""
         self._changed = asyncio.Event()
         self._hurry = asyncio.Event()
         self._waiters = 0
@@ -98,9 +126,11 @@ class Follower:
     async def step(self) -> int:
         """Fold the next batch read straight from the log; returns how many events it read."""
         batch = [record async for record in self.log.read_all(
-            from_position=self.position + 1, limit=self.batch_size, batch_size=self.batch_size)]
+            from_position=self.position + 1, limit=self.batch_size, batch_size=self.batch_size,
+            tolerant=True)]
         if batch:
             await self.commit(batch)
+        self.error, self.error_at, self.failures = None, None, 0  # the database answers again
         return len(batch)
 
     async def catch_up(self) -> None:
@@ -109,7 +139,16 @@ class Follower:
             pass
 
     async def commit(self, batch: Sequence[RecordedEvent]) -> None:
-        self._advance(await self.log.run_schema(fold_batch, self.projections, batch))
+        try:
+            done = await self.log.run_schema(fold_batch, self.projections, batch)
+        except Exception as error:
+            if quarantine.is_systemic(error):
+                raise
+            log.warning("projections.batch_failed", error=quarantine.describe_error(error),
+                        first=batch[0].position, last=batch[-1].position,
+                        hint="folding the batch event by event to quarantine what fails")
+            done = await self.log.run_schema(fold_isolated, self.projections, batch)
+        self._advance(done)
         self.batches += 1
 
     def advance(self, checkpoint: str, position: int) -> None:
@@ -141,9 +180,11 @@ class Follower:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - a follower must outlive a bad moment
-                self.error = error
+                self.error, self.error_at = error, time.time()
+                self.failures += 1
                 log.error("projections.catchup_failed", error=repr(error),
-                          position=self.position,
+                          position=self.position, failures=self.failures,
+                          retry_in=RETRY_DELAY,
                           projections=[name for _, name in self.projections])
                 await asyncio.sleep(RETRY_DELAY)
 

@@ -88,7 +88,7 @@ def read_after(conn: Connection, position: int, limit: int | None = None
         events.c.position)
     if limit is not None:
         query = query.limit(limit)
-    return [decode_row(row) for row in conn.execute(query)]
+    return [decode_row(row, tolerant=True) for row in conn.execute(query)]
 
 
 def record_checkpoint(conn: Connection, name: str, position: int, *, version: int | None = None,

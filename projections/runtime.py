@@ -10,29 +10,36 @@ others by default as `DEFAULT_MODES` says (catch-up: see docs/DESIGN.md for the
 measurements behind it). All processes of one store must use the same modes; a
 mode change between openings is carried over at `start()` under the log's
 write lock (a catch-up projection turning inline first folds its backlog).
+
+No event stops a read model: one a projection cannot fold is quarantined for it
+(`projections.quarantine`); `verify` names each, `health()` lists them with every
+projection's lag and the follower's current error, and `retry_quarantined` rebuilds
+the projections that hold any (after the cause was fixed).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import structlog
 from sqlalchemy.engine import Connection
 
-from projections import checkpoints
+from projections import checkpoints, health, quarantine
 from projections import rebuild as rebuilding
 from projections.analytics import AnalyticsProjection
 from projections.catchup import Follower
 from projections.checkpoints import CATCHUP, INLINE
 from projections.heads import HeadsProjection
+from projections.health import Health
 from projections.history import HistoryProjection
 from projections.protocol import Projection
 from projections.rebuild import Progress, RebuildReport
 from projections.users import UsersProjection
 from session_store.log.eventlog import EventLog
+from session_store.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_MODES = {"heads": INLINE}
 """Modes of the projections `modes` does not name; any other projection runs catch-up
@@ -81,8 +88,7 @@ def _switch_modes(conn: Connection, projections: Sequence[Projection],
         if name not in skip:
             if wanted == INLINE:  # fold the backlog the follower left
                 behind = checkpoints.read_after(conn, checkpoints.read_checkpoint(conn, name))
-                if behind:
-                    projection.apply(conn, behind)
+                quarantine.record(conn, quarantine.fold_each(conn, projection, behind, name))
             log.debug("projections.mode_changed", projection=name, mode=wanted, position=last)
         checkpoints.record_checkpoint(conn, name, last, mode=wanted)
 
@@ -156,11 +162,39 @@ class ProjectionRuntime:
         await asyncio.wait_for(self.follower.wait_for(position), timeout)
 
     async def verify(self, names: Sequence[str] | None = None) -> list[str]:
-        """Compare each projection's rows with a fresh fold of the log; [] when they agree."""
+        """Compare each projection's rows with a fresh fold of the log, and name each event
+        a projection quarantined (one problem each); [] when all is well."""
         chosen = self._chosen(names)
         catchup = [p.name for p in chosen if self.modes[p.name] == CATCHUP]
         async with self._rebuilding:
-            return await rebuilding.verify(self.log, chosen, catchup=catchup)
+            problems = await rebuilding.verify(self.log, chosen, catchup=catchup)
+            found = await self._read(quarantine.read, [p.name for p in chosen])
+        return [*problems, *(item.describe() for item in found)]
+
+    async def health(self) -> Health:
+        """Per projection its checkpoint, lag and quarantined events; the follower's error."""
+        last, standing = await self._read(health.read, {p.name: self.modes[p.name]
+                                                         for p in self.all})
+        follower = self.follower
+        if follower is None or follower.error is None:
+            return Health(last_position=last, projections=standing)
+        return Health(last_position=last, projections=standing,
+                      error=quarantine.describe_error(follower.error),
+                      error_at=follower.error_at, failures=follower.failures)
+
+    async def retry_quarantined(self, names: Sequence[str] | None = None,
+                                progress: Progress | None = None) -> RebuildReport | None:
+        """Rebuild the projections (of `names`, else all) that hold quarantined events, so
+        each event is folded again in its place in the log; what still fails stays
+        quarantined (the report lists it). None when nothing was quarantined."""
+        chosen = [p.name for p in self._chosen(names)]
+        held = sorted({item.projection for item in await self._read(quarantine.read, chosen)})
+        return await self.rebuild(held, progress) if held else None
+
+    async def _read(self, function: Any, *args: Any) -> Any:
+        """`function(sync_connection, *args)` on a read connection."""
+        async with self.log.db.engine.connect() as conn:
+            return await conn.run_sync(function, *args)
 
     async def close(self) -> None:
         if self.follower is not None:
