@@ -26,7 +26,9 @@ from sqlalchemy.engine import Connection
 
 from projections.protocol import Projection, Queries, Ready
 from projections.tally import ResponseTimes, Tally
+from session_store.domain import validation
 from session_store.domain.events import InteractionTracked, MessageAppended, RecordedEvent
+from session_store.errors import InvalidEvent
 from session_store.storage.database import Database, dialect_of
 
 _TALLY = ["interactions", "messages", "roles", "tokens_in", "tokens_out", "rt_count", "rt_sum",
@@ -227,6 +229,8 @@ class Analytics(Queries):
     async def sessions(self, app_name: str, *, user_id: str | None = None,
                        session_id: str | None = None) -> list[Stats]:
         """Per-session usage of an app (or of one user), most recently active first."""
+        validation.check_id(app_name, "app_name")
+        validation.check_ids(user_id=user_id, session_id=session_id)
         s = self.projection.sessions
         query = sa.select(s).where(s.c.app_name == app_name, sa.not_(s.c.deleted))
         if user_id is not None:
@@ -246,6 +250,7 @@ class Analytics(Queries):
                                                  stats.session_id or ""))
 
     async def by_user(self, app_name: str) -> list[Stats]:
+        validation.check_id(app_name, "app_name")
         u = self.projection.users
         rows = await self.rows(sa.select(u).where(u.c.app_name == app_name)
                                  .order_by(u.c.user_id))
@@ -259,6 +264,8 @@ class Analytics(Queries):
     async def by_day(self, app_name: str, *, since: str | None = None,
                      until: str | None = None) -> list[Stats]:
         """Per UTC day (ISO dates; `since`/`until` inclusive), oldest first."""
+        validation.check_id(app_name, "app_name")
+        validation.check_ids(since=since, until=until)
         d = self.projection.days
         query = sa.select(d).where(d.c.app_name == app_name)
         if since is not None:
@@ -271,6 +278,12 @@ class Analytics(Queries):
     async def histogram(self, by: str, app_names: Sequence[str]) -> dict[int, int]:
         """The merged log-bucket histogram (`Tally.hist`) of the rows `by` ('session',
         'user', 'app' or 'day') of these apps, with the same filters as their queries."""
+        if by not in ("session", "user", "app", "day"):
+            raise InvalidEvent(f"by must be 'session', 'user', 'app' or 'day', not {by!r}")
+        if isinstance(app_names, str):
+            raise InvalidEvent(f"app_names must be a list of app names, not {app_names!r}")
+        for app_name in app_names:
+            validation.check_id(app_name, "app_names[]")
         if not app_names:
             return {}
         model = self.projection

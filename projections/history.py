@@ -26,7 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections.protocol import Projection, Queries, Ready
+from session_store.domain import validation
 from session_store.domain.events import Event, MessageAppended, MessageRetracted, RecordedEvent
+from session_store.errors import InvalidEvent
 from session_store.storage.database import Database, dialect_of
 from session_store.storage.dialect import Dialect, TextIndex
 
@@ -140,6 +142,7 @@ class HistoryProjection(Projection):
 
     def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         pending: list[tuple[Any, ...]] = []
+        purged = False
         for event in events:
             if not event.session_id:
                 continue
@@ -158,7 +161,10 @@ class HistoryProjection(Projection):
                 self._insert_rows(conn, pending)
                 pending = []
                 self._erase(conn, event)
+                purged = purged or kind == "SessionPurged"
         self._insert_rows(conn, pending)
+        if purged and not self._bulk:  # a rebuild indexes only the rows that remain
+            self._index(conn).forget(conn)
 
     def _insert_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -188,6 +194,10 @@ class History(Queries):
                        until: float | None = None, after_version: int | None = None,
                        limit: int | None = None) -> list[Message]:
         """Visible messages of a session in order; `since`/`until` bound the message time."""
+        validation.key_of(app_name, user_id, session_id)
+        _check_filters(roles, since, until)
+        validation.check_count(after_version, "after_version")
+        validation.check_count(limit, "limit")
         t = self.projection.table
         query = sa.select(*_columns(t)).where(
             t.c.app_name == app_name, t.c.user_id == user_id, t.c.session_id == session_id)
@@ -202,7 +212,13 @@ class History(Queries):
                      limit: int = 50) -> list[Message]:
         """Messages containing every word of `text` (case- and accent-insensitive), newest
         first."""
-        words = _WORD.findall(fold(text))
+        if not isinstance(text, str):
+            raise InvalidEvent(f"search text must be a string, not {type(text).__name__}")
+        validation.check_id(app_name, "app_name")
+        validation.check_ids(user_id=user_id, session_id=session_id)
+        _check_filters(roles, since, until)
+        validation.check_page_limit(limit)
+        words = _WORD.findall(fold(validation.check_text(text, "search text")))
         if not words:
             return []
         t = self.projection.table
@@ -229,6 +245,16 @@ def _columns(t: sa.Table) -> list[Any]:
     return [t.c.app_name, t.c.user_id, t.c.session_id, t.c.version, t.c.position,
             t.c.message_id, t.c.role, t.c.author, t.c.text, t.c.invocation_id, t.c.timestamp,
             t.c.recorded_at]
+
+
+def _check_filters(roles: Any, since: Any, until: Any) -> None:
+    if roles is not None and (isinstance(roles, str) or not isinstance(roles, Sequence)
+                              or not all(isinstance(role, str) for role in roles)):
+        raise InvalidEvent(f"roles must be a list of role names such as ['user'], "
+                           f"not {roles!r}")
+    for value, what in ((since, "since"), (until, "until")):
+        if value is not None:
+            validation.check_non_negative(value, what)
 
 
 def _filters(query: Any, t: sa.Table, roles: Sequence[str] | None, since: float | None,

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections.protocol import Projection, Queries, Ready
+from session_store.domain import validation
 from session_store.domain.events import InteractionTracked, MessageAppended, RecordedEvent
 from session_store.domain.lifecycle import (
     ACTIVE,
@@ -206,6 +207,8 @@ class Users(Queries):
         self.projection = projection or UsersProjection()
 
     async def get(self, *, app_name: str, user_id: str) -> UserSummary | None:
+        validation.check_id(app_name, "app_name")
+        validation.check_id(user_id, "user_id")
         u = self.projection.users
         rows = await self.rows(sa.select(u).where(u.c.app_name == app_name,
                                                   u.c.user_id == user_id))
@@ -215,6 +218,11 @@ class Users(Queries):
                    after: str | None = None, limit: int = 100
                    ) -> builtins.list[UserSummary]:
         """Users of an app ordered by id; pass the last `user_id` as `after` for the next page."""
+        validation.check_id(app_name, "app_name")
+        validation.check_ids(after=after)
+        validation.check_page_limit(limit)
+        if active_since is not None:
+            validation.check_non_negative(active_since, "active_since")
         u = self.projection.users
         query = sa.select(u).where(u.c.app_name == app_name)
         if active_since is not None:
@@ -227,6 +235,9 @@ class Users(Queries):
     async def sessions(self, *, app_name: str, user_id: str, status: str | None = None
                        ) -> builtins.list[UserSession]:
         """The user's visible sessions, least recently active first."""
+        validation.check_id(app_name, "app_name")
+        validation.check_id(user_id, "user_id")
+        validation.check_status(status)
         s = self.projection.sessions
         query = sa.select(s).where(s.c.app_name == app_name, s.c.user_id == user_id,
                                    s.c.status != DELETED)

@@ -38,3 +38,12 @@ class SchemaError(SessionStoreError):
 
 class StoreUnavailable(SessionStoreError):
     """The database cannot be opened: a bad URL, a missing driver, a server that refuses."""
+
+
+class CorruptEvent(SessionStoreError):
+    """A stored event does not decode: the log was changed behind the store's back (or
+    by a release that wrote what this one cannot read). `session-store audit` names it."""
+
+    def __init__(self, message: str, *, position: int | None = None):
+        super().__init__(message)
+        self.position = position

@@ -9,15 +9,14 @@ objects. Every method is written out, with the async one's signature.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
 from projections.analytics import Analytics, Stats
+from projections.health import Health
 from projections.history import History, Message
 from projections.rebuild import Progress, RebuildReport
 from projections.users import Users, UserSession, UserSummary
@@ -27,45 +26,11 @@ from session_store.domain.events import Event, RecordedEvent, SessionKey
 from session_store.domain.snapshot import Session, SessionPage
 from session_store.hooks import Hook, Middleware
 from session_store.log import ANY
+from session_store.loop_thread import LoopThread
+from session_store.purging import PurgeReport
 from session_store.store import SessionStore
 
 T = TypeVar("T")
-
-
-class _Loop:
-    """An event loop on a thread of its own, running the coroutines callers hand it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever,
-                                        name="session-store-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:
-        """`iterator`'s items, one blocking step at a time; closing the generator (or
-        leaving a `for` loop over it) closes `iterator` on the loop."""
-        try:
-            while True:
-                try:
-                    yield self.run(_next(iterator))
-                except StopAsyncIteration:
-                    return
-        finally:
-            closing = getattr(iterator, "aclose", None)
-            if closing is not None and self.loop.is_running():
-                self.run(closing())
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
-
-
-async def _next(iterator: AsyncIterator[T]) -> T:
-    return await iterator.__anext__()
 
 
 async def _collect(iterator: AsyncIterator[T]) -> list[T]:
@@ -76,7 +41,7 @@ class SyncSessionStore:
     """A thread-safe, blocking facade over `SessionStore`."""
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
-        self._loop = _Loop()
+        self._loop = LoopThread()
         try:
             self._store: SessionStore = self._loop.run(SessionStore.open(url, **settings))
         except BaseException:
@@ -87,11 +52,9 @@ class SyncSessionStore:
         self.analytics = SyncAnalytics(self._store.analytics, self._loop)
 
     def close(self) -> None:
-        if self._loop.loop.is_running():
-            try:
-                self._loop.run(self._store.close())
-            finally:
-                self._loop.stop()
+        """Close the store. Calls still running finish or raise `StoreUnavailable`, as does
+        every later call; closing again, or from several threads at once, is harmless."""
+        self._loop.stop(self._store.close())
 
     def __enter__(self) -> SyncSessionStore:
         return self
@@ -177,6 +140,9 @@ class SyncSessionStore:
         self._loop.run(self._store.delete_session(
             app_name=app_name, user_id=user_id, session_id=session_id, purge=purge))
 
+    def purge_user(self, *, app_name: str, user_id: str) -> PurgeReport:
+        return self._loop.run(self._store.purge_user(app_name=app_name, user_id=user_id))
+
     # --- appending ------------------------------------------------------------------------
 
     def append_event(self, session: SessionRef, event: Event, *,
@@ -259,11 +225,18 @@ class SyncSessionStore:
                 **options: Any) -> RebuildReport:
         return self._loop.run(self._store.rebuild(names, progress, **options))
 
+    def health(self) -> Health:
+        return self._loop.run(self._store.health())
+
+    def retry_quarantined(self, names: Sequence[str] | None = None,
+                          progress: Progress | None = None) -> RebuildReport | None:
+        return self._loop.run(self._store.retry_quarantined(names, progress))
+
 
 class SyncHistory:
     """`store.history`, blocking."""
 
-    def __init__(self, queries: History, loop: _Loop) -> None:
+    def __init__(self, queries: History, loop: LoopThread) -> None:
         self._queries, self._loop = queries, loop
 
     def messages(self, *, app_name: str, user_id: str, session_id: str,
@@ -290,7 +263,7 @@ class SyncHistory:
 class SyncUsers:
     """`store.users`, blocking."""
 
-    def __init__(self, queries: Users, loop: _Loop) -> None:
+    def __init__(self, queries: Users, loop: LoopThread) -> None:
         self._queries, self._loop = queries, loop
 
     def get(self, *, app_name: str, user_id: str) -> UserSummary | None:
@@ -310,7 +283,7 @@ class SyncUsers:
 class SyncAnalytics:
     """`store.analytics`, blocking."""
 
-    def __init__(self, queries: Analytics, loop: _Loop) -> None:
+    def __init__(self, queries: Analytics, loop: LoopThread) -> None:
         self._queries, self._loop = queries, loop
 
     def by_session(self, app_name: str, user_id: str, session_id: str) -> Stats | None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
-from session_store import Event, SessionClosed, SyncSessionStore
+from session_store import Event, InvalidEvent, SessionClosed, StoreUnavailable, SyncSessionStore
 
 
 def _work(store: SyncSessionStore, worker: int) -> list[int]:
@@ -105,3 +108,71 @@ def test_sync_purge_user(sqlite_url: str) -> None:
         assert store.get_user_state(app_name="app", user_id="ann") == {}
         assert store.get_app_state(app_name="app") == {}
         assert store.verify().ok
+
+
+def test_close_under_concurrent_callers_leaves_none_waiting(store_url: str) -> None:
+    """Threads append, read, follow and wait while two others close: every call returns or
+    raises `StoreUnavailable`, no thread is left blocked, and every later call raises it
+    (before: callers blocked forever, and a later call raised 'Event loop is closed')."""
+    store = SyncSessionStore(store_url)
+    session = store.create_session(app_name="app", user_id="u", session_id="s")
+    outcomes: list[str] = []
+    start = threading.Barrier(7)  # the six callers and this thread
+
+    def calls(call: Any) -> None:
+        start.wait()
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                call()
+            outcomes.append("never stopped")
+        except StoreUnavailable:
+            outcomes.append("unavailable")
+        except Exception as error:  # noqa: BLE001 - reported below
+            outcomes.append(repr(error))
+
+    def follow() -> None:
+        for _ in store.subscribe(from_position=0):
+            pass
+
+    callers = [threading.Thread(target=calls, args=(call,), daemon=True) for call in (
+        lambda: store.add_message(session, "user", "x"),
+        lambda: store.add_message(session, "user", "y"),
+        lambda: store.get_session(app_name="app", user_id="u", session_id="s"),
+        lambda: store.history.search("x", app_name="app"),
+        follow,
+        lambda: store.wait_for(10**9),
+    )]
+    closers = [threading.Thread(target=store.close, daemon=True) for _ in range(2)]
+    for thread in callers:
+        thread.start()
+    start.wait()
+    time.sleep(0.3)  # all of them at work
+    for closer in closers:
+        closer.start()
+    for thread in [*closers, *callers]:
+        thread.join(timeout=30)
+    assert [t for t in [*callers, *closers] if t.is_alive()] == []
+    assert outcomes == ["unavailable"] * len(callers)
+    for later in (store.last_position, lambda: store.add_message(session, "user", "z"),
+                  lambda: store.history.count(app_name="app", user_id="u", session_id="s"),
+                  lambda: next(iter(store.subscribe()))):
+        with pytest.raises(StoreUnavailable, match="closed"):
+            later()
+    store.close()  # and once more is harmless
+
+
+def test_sync_read_arguments_of_the_wrong_type_raise_invalid_event(sqlite_url: str) -> None:
+    with SyncSessionStore(sqlite_url) as store:
+        session = store.create_session(app_name="app", user_id="u", session_id="s")
+        for argument, call in (
+                ("limit", lambda: store.read_all(limit="x")),
+                ("from_position", lambda: store.read_all(from_position="0")),
+                ("from_position", lambda: next(iter(store.subscribe(from_position="0")))),
+                ("to_version", lambda: store.replay(session, to_version="x")),
+                ("to_version", lambda: store.read_stream(session, to_version=True)),
+                ("text", lambda: store.history.search(None, app_name="app")),  # type: ignore[arg-type]
+                ("position", lambda: store.wait_for("x"))):  # type: ignore[arg-type]
+            with pytest.raises(InvalidEvent, match=argument):
+                call()
+        assert store.last_position() == 1  # and the store goes on

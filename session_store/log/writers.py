@@ -2,9 +2,10 @@
 
 `ThreadWriter` (SQLite) is a thread that owns the single write connection; one hop
 to it per wave of appends, not per statement, is what makes small sequential
-appends cheap. `TaskWriter` (PostgreSQL) is an asyncio task per store; other
-processes write concurrently and the database's advisory lock orders them. Both
-run each batch through `batching.write_with_retry`.
+appends cheap. `TaskWriter` (PostgreSQL, in `log.task_writer`) is an asyncio task per
+store; other processes write concurrently and the database's advisory lock orders them.
+Both run each batch through `batching.write_with_retry`, and neither leaves a caller
+waiting when it cannot go on: its callers get `StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import await_only as await_
 
 from session_store.domain.events import RecordedEvent
 from session_store.errors import StoreUnavailable
@@ -32,14 +31,17 @@ from session_store.log.batching import (
     StreamCache,
     write_with_retry,
 )
-from session_store.storage.postgres import BEGIN_LOCKED, WRITE_LOCK_HELD
+from session_store.logs import get_logger
+from session_store.storage.failures import FileIdentity, unavailable
+
+log = get_logger(__name__)
 
 
-def _closed_error() -> StoreUnavailable:
+def closed_error() -> StoreUnavailable:
     return StoreUnavailable("the store is closed: open it again to append")
 
 
-def _settle(future: asyncio.Future[Any], result: Any) -> None:
+def settle(future: asyncio.Future[Any], result: Any) -> None:
     """Hand `result` (a value, or an exception to raise) to the future's awaiter."""
     if future.done():
         return
@@ -47,6 +49,13 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
         future.set_exception(result)
     else:
         future.set_result(result)
+
+
+def _tell(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any) -> None:
+    """Settle `future` on its loop, from the writer thread; a loop that has closed has
+    nobody waiting (e.g. `asyncio.run` per call, as in OpenAI Agents' `Runner.run_sync`)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle, future, result)
 
 
 Pending = tuple[Commit, "asyncio.Future[list[RecordedEvent]]"]
@@ -72,15 +81,23 @@ class ThreadWriter:
     """
 
     def __init__(self, engine: Engine, inline: Sequence[InlineApply],
-                 on_commit: Callable[[int], None]) -> None:
+                 on_commit: Callable[[int], None], *, anchor_key: bytes | None = None) -> None:
         self._engine = engine
         self._inline = inline
         self._on_commit = on_commit
         self._cache = StreamCache()
+        self._anchor_key = anchor_key
         self._queue: queue.SimpleQueue[Wave | Job | None] = queue.SimpleQueue()
         self._gathering: dict[asyncio.AbstractEventLoop, list[Pending]] = {}
         self._closing = threading.Lock()
         self._closed = False
+        self._broken: str | None = None
+        """Why nothing more can be appended: the thread died, or the file went away."""
+        self._where = engine.url.database or ""
+        self._file: FileIdentity | None = None
+        self._taken: tuple[list[tuple[Pending, asyncio.AbstractEventLoop]], Job | None] = ([],
+                                                                                          None)
+        """What the thread took from the queue and has not answered: answered if it dies."""
         self._thread = threading.Thread(target=self._run, name="session-store-writer", daemon=True)
         self._thread.start()
 
@@ -89,8 +106,8 @@ class ThreadWriter:
         # in one hand-off scheduled after them: the thread wakes once per wave of appends
         # instead of once per append, and does not contend for the GIL while the loop is
         # still preparing the rest of the wave.
-        if self._closed:
-            raise _closed_error()
+        if self._closed or self._broken is not None:
+            raise self._refusal()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[RecordedEvent]] = loop.create_future()
         wave = self._gathering.get(loop)
@@ -107,26 +124,29 @@ class ThreadWriter:
         rather than to a second connection: they take turns with the appends instead of
         contending for SQLite's lock, whose busy handler sleeps milliseconds at a time.
         """
-        if self._closed:
-            raise _closed_error()
+        if self._closed or self._broken is not None:
+            raise self._refusal()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._closing:
-            if self._closed:
-                raise _closed_error()
+            if self._closed or self._broken is not None:
+                raise self._refusal()
             self._queue.put(Job(function, args, future, loop))
         return await future
+
+    def _refusal(self) -> StoreUnavailable:
+        return StoreUnavailable(self._broken) if self._broken is not None else closed_error()
 
     def _hand_off(self, loop: asyncio.AbstractEventLoop) -> None:
         wave = self._gathering.pop(loop, None)
         if not wave:
             return
         with self._closing:
-            if not self._closed:
+            if not self._closed and self._broken is None:
                 self._queue.put((wave, loop))
                 return
         for _, future in wave:  # gathered while the writer closed: never reaches the thread
-            _settle(future, _closed_error())
+            settle(future, self._refusal())
 
     async def close(self) -> None:
         self._hand_off(asyncio.get_running_loop())
@@ -136,45 +156,81 @@ class ThreadWriter:
         await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
-        with self._engine.connect() as conn:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                if isinstance(item, Job):
-                    self._job(conn, item)
-                    continue
-                batch = [(pending, item[1]) for pending in item[0]]
-                stop = False
-                job: Job | None = None
-                while len(batch) < MAX_BATCH_COMMITS:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    if isinstance(more, Job):
-                        job = more  # after this batch, in submission order
-                        break
-                    batch.extend((pending, more[1]) for pending in more[0])
-                for start in range(0, len(batch), MAX_BATCH_COMMITS):
-                    self._write(conn, batch[start:start + MAX_BATCH_COMMITS])
-                if job is not None:
-                    self._job(conn, job)
-                if stop:
-                    return
+        try:
+            with self._engine.connect() as conn:
+                self._file = FileIdentity(self._where)
+                self._serve(conn)
+        except BaseException as error:  # noqa: BLE001 - every caller waiting must hear of it
+            self._die(error)
 
-    @staticmethod
-    def _job(conn: Connection, job: Job) -> None:
+    def _die(self, error: BaseException) -> None:
+        """The thread is ending on an error: fail what it took, what is queued, and (as
+        `_refusal`) everything later, instead of leaving the callers waiting forever."""
+        log.error("session_store.writer_stopped", error=repr(error))
+        with self._closing:
+            self._broken = (f"the store's writer thread stopped ({error!r}): nothing more can "
+                            "be appended; close the store and open it again")
+        batch, job = self._taken
+        waiting = [(future, loop) for (_, future), loop in batch]
+        jobs = [job] if job is not None else []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Job):
+                jobs.append(item)
+            elif item is not None:
+                waiting.extend((future, item[1]) for _, future in item[0])
+        waiting.extend((job.future, job.loop) for job in jobs)
+        for future, loop in waiting:  # (one already answered keeps its answer: `settle`)
+            _tell(loop, future, StoreUnavailable(self._broken))
+
+    def _serve(self, conn: Connection) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, Job):
+                self._taken = ([], item)
+                self._job(conn, item)
+                self._taken = ([], None)
+                continue
+            batch = [(pending, item[1]) for pending in item[0]]
+            stop = False
+            job: Job | None = None
+            while len(batch) < MAX_BATCH_COMMITS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                if isinstance(more, Job):
+                    job = more  # after this batch, in submission order
+                    break
+                batch.extend((pending, more[1]) for pending in more[0])
+            self._taken = (batch, job)
+            for start in range(0, len(batch), MAX_BATCH_COMMITS):
+                self._write(conn, batch[start:start + MAX_BATCH_COMMITS])
+            if job is not None:
+                self._job(conn, job)
+            self._taken = ([], None)
+            if stop:
+                return
+
+    def _job(self, conn: Connection, job: Job) -> None:
+        if self._broken is not None:
+            _tell(job.loop, job.future, StoreUnavailable(self._broken))
+            return
         try:
             with conn.begin():
                 result = job.function(conn, *job.args)
         except BaseException as error:  # noqa: BLE001 - handed to the caller
-            job.loop.call_soon_threadsafe(_settle, job.future, error)
+            _tell(job.loop, job.future, unavailable(error, self._where) or error)
         else:
-            job.loop.call_soon_threadsafe(_settle, job.future, result)
+            _tell(job.loop, job.future, result)
 
     def _write(self, conn: Connection, batch: list[tuple[Pending, asyncio.AbstractEventLoop]]
                ) -> None:
@@ -184,7 +240,11 @@ class ThreadWriter:
             with conn.begin():
                 return attempt(conn)
 
-        results = write_with_retry(transaction, commits, self._inline, self._cache)
+        if self._broken is None:
+            results = self._checked(write_with_retry(transaction, commits, self._inline,
+                                                     self._cache, key=self._anchor_key))
+        else:
+            results = [StoreUnavailable(self._broken) for _ in commits]
         last = max((r[-1].position for r in results if isinstance(r, list) and r), default=0)
         # One wake-up per event loop per batch: each call_soon_threadsafe writes to the
         # loop's self-pipe, which costs more than settling a future.
@@ -192,136 +252,28 @@ class ThreadWriter:
         for ((_, future), loop), result in zip(batch, results, strict=True):
             by_loop.setdefault(loop, []).append((future, result))
         for loop, settled in by_loop.items():
-            loop.call_soon_threadsafe(self._deliver, settled, last)
+            with contextlib.suppress(RuntimeError):  # that caller's loop closed: see `_tell`
+                loop.call_soon_threadsafe(self._deliver, settled, last)
+
+    def _checked(self, results: list[Result]) -> list[Result]:
+        """The batch's results as acknowledged: the database's own failures as
+        `StoreUnavailable`, and no commit acknowledged once the file at the path is not the
+        one the writer opened (removed or replaced: what was written there is lost)."""
+        committed = False
+        for index, result in enumerate(results):
+            if isinstance(result, list):
+                committed = True
+            else:
+                results[index] = unavailable(result, self._where) or result
+        problem = self._file.problem() if committed and self._file is not None else None
+        if problem is None:
+            return results
+        self._broken = (f"{problem}: appends written since cannot be read back, so none is "
+                        "acknowledged; open the store again (on a restored file)")
+        return [StoreUnavailable(self._broken) if isinstance(r, list) else r for r in results]
 
     def _deliver(self, settled: list[tuple[Any, Result]], last: int) -> None:
         for future, result in settled:
-            _settle(future, result)
+            settle(future, result)
         if last:
             self._on_commit(last)
-
-
-class TaskWriter:
-    """PostgreSQL's writer: an asyncio task draining pending commits into one transaction each.
-
-    Other processes (or other stores) write concurrently; the advisory lock
-    taken by `write_batch` keeps their positions in commit order.
-    """
-
-    def __init__(self, engine: AsyncEngine, inline: Sequence[InlineApply],
-                 on_commit: Callable[[int], None]) -> None:
-        self._engine = engine
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._conn: AsyncConnection | None = None
-        """The writer's own connection, kept between batches (checkout costs ~a round trip)."""
-        self._inline = inline
-        self._on_commit = on_commit
-        self._cache = StreamCache()
-        self._queue: asyncio.Queue[Pending | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-
-    async def submit(self, commit: Commit) -> list[RecordedEvent]:
-        if self._closed:
-            raise _closed_error()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="session-store-writer")
-        future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((commit, future))
-        return await future
-
-    async def close(self) -> None:
-        self._closed = True
-        if self._task is not None:
-            await self._queue.put(None)
-            await self._task
-            self._task = None
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-
-    async def _run(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < MAX_BATCH_COMMITS and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            await self._write(batch)
-            if stop:
-                return
-
-    async def _write(self, batch: list[Pending]) -> None:
-        commits = [commit for commit, _ in batch]
-        results = await self._attempt(commits)
-        if results is None:  # the connection broke: once more, on a fresh one
-            results = await self._attempt(commits)
-        if results is None:
-            results = [StoreUnavailable("the connection to PostgreSQL broke during the "
-                                        "append; nothing was written")] * len(commits)
-        for (_, future), result in zip(batch, results, strict=True):
-            _settle(future, result)
-        last = max((r[-1].position for r in results if isinstance(r, list) and r), default=0)
-        if last:
-            self._on_commit(last)
-
-    async def _attempt(self, commits: list[Commit]) -> list[Result] | None:
-        """The batch's results, or None when the connection broke before it committed."""
-        if self._conn is None:
-            self._conn = await self._autocommit.connect()
-        conn = self._conn
-        broken: list[bool] = []
-        results: list[Result] | None = None
-        try:
-            results = await conn.run_sync(self._retry, commits, broken)
-        except Exception:  # noqa: BLE001 - the connection itself failed
-            broken.append(True)
-        committed = results is not None and any(isinstance(r, list) for r in results)
-        if results is not None and (not broken or committed):
-            if broken:
-                self._conn = None
-                await conn.invalidate()
-            return results
-        self._conn = None  # never reuse a connection in an unknown state
-        self._cache.clear()
-        await conn.invalidate()
-        return None
-
-    def _retry(self, conn: Connection, commits: list[Commit], broken: list[bool]
-               ) -> list[Result]:
-        """`write_with_retry` on the writer's connection (in SQLAlchemy's greenlet bridge,
-        so the driver's own calls are awaited in place).
-
-        Each transaction starts already holding the write lock: `BEGIN` and the lock go
-        to the server in one round trip (SQLAlchemy, in autocommit mode here, would send
-        them separately); so do `COMMIT` and `ROLLBACK`. Savepoints and inline projections
-        run through SQLAlchemy inside it as usual.
-        """
-        fairy = conn.connection
-        driver: Any = fairy.driver_connection
-
-        def transaction(attempt: Attempt) -> list[Result]:
-            try:
-                await_(driver.execute(BEGIN_LOCKED))
-                fairy.info[WRITE_LOCK_HELD] = True
-                results = attempt(conn)
-                await_(driver.execute("COMMIT"))
-            except BaseException:
-                if not driver.is_closed() and driver.is_in_transaction():
-                    with contextlib.suppress(Exception):
-                        await_(driver.execute("ROLLBACK"))
-                if driver.is_closed() or driver.is_in_transaction():
-                    broken.append(True)
-                raise
-            finally:
-                fairy.info.pop(WRITE_LOCK_HELD, None)
-                conn.rollback()  # ends SQLAlchemy's bookkeeping; no round trip
-            return results
-
-        return write_with_retry(transaction, commits, self._inline, self._cache)

@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import asyncpg
+import pytest
 import sqlalchemy as sa
 
 from session_store.domain.events import SessionKey
-from session_store.errors import ConcurrencyError
+from session_store.errors import ConcurrencyError, StoreUnavailable
 from session_store.log import NO_STREAM
 from session_store.log.eventlog import EventLog
-from tests.kit import KEY, opened_log, read_all, read_stream, state
+from session_store.store import SessionStore
+from tests.conftest import require_pg
+from tests.kit import ALL_INLINE, KEY, opened_log, read_all, read_stream, state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,3 +188,112 @@ async def test_postgres_writer_survives_a_dropped_connection(pg_url: str) -> Non
         records = await read_stream(log, KEY)
         assert [r.version for r in records] == list(range(1, len(records) + 1))
         assert records[-1].data == state(a=3)
+
+
+# --- a writer never leaves its callers waiting ---------------------------------------------
+
+def test_the_sqlite_writer_outlives_the_event_loops_of_its_callers(sqlite_url: str) -> None:
+    """Each call on a fresh event loop, closed afterwards (`asyncio.run` per call, as OpenAI
+    Agents' `Runner.run_sync` does): a caller whose loop closed before the writer answered
+    it must not stop the writer (before: its thread died, and every later append waited
+    forever)."""
+    store = asyncio.run(SessionStore.open(sqlite_url, projections=ALL_INLINE))
+    session = asyncio.run(store.create_session(app_name="app", user_id="u", session_id="s"))
+    gate = threading.Event()
+
+    async def hold() -> None:  # keeps the writer thread busy until the gate opens
+        await store.log.run_schema(lambda conn: gate.wait(30))
+
+    async def abandon() -> None:  # hands an append and a job over, then its loop closes
+        pending = [asyncio.ensure_future(store.add_message(session, "user", "abandoned")),
+                   asyncio.ensure_future(store.log.run_schema(lambda conn: None))]
+        await asyncio.sleep(0.2)
+        assert not any(task.done() for task in pending)
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    time.sleep(0.2)
+    asyncio.run(abandon())  # cancels what it left and closes its loop
+    gate.set()
+    holder.join(timeout=30)
+
+    def caller(worker: int) -> None:
+        for index in range(5):
+            asyncio.run(asyncio.wait_for(store.add_message(session, "user", f"{worker}-{index}"),
+                                         30))
+
+    callers = [threading.Thread(target=caller, args=(w,)) for w in range(4)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in [holder, *callers])
+    found = asyncio.run(store.get_session(app_name="app", user_id="u", session_id="s"))
+    assert found is not None
+    texts = [m.text for m in found.messages]
+    assert sorted(t for t in texts if t != "abandoned") == sorted(
+        f"{w}-{i}" for w in range(4) for i in range(5))
+    asyncio.run(store.close())
+
+
+async def test_a_sqlite_writer_that_dies_fails_pending_and_later_appends(tmp_path: Path) -> None:
+    """The writer thread cannot even connect (the database's directory went away before the
+    first append): the appends waiting for it and every later one raise `StoreUnavailable`
+    (before: they waited forever)."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    async with opened_log(str(folder / "sessions.db")) as log:
+        assert log.db.write_engine is not None
+        log.db.write_engine.dispose()  # no pooled connection left for the writer to reuse
+        shutil.rmtree(folder)
+        pending = await asyncio.wait_for(asyncio.gather(
+            *(log.append(SessionKey("app", "u", f"s{i}"), [state(i=i)]) for i in range(3)),
+            return_exceptions=True), 30)
+        assert [type(r) for r in pending] == [StoreUnavailable] * 3, pending
+        assert all("writer thread stopped" in str(r) for r in pending)
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable, match="writer thread stopped"):
+                await asyncio.wait_for(log.append(KEY, [state(a=1)]), 30)
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(log.run_schema(lambda conn: None), 30)
+
+
+async def test_postgres_writer_that_cannot_reconnect_fails_appends_and_recovers(
+        pg_url: str) -> None:
+    """Every backend killed and the database refusing connections: appends raise
+    `StoreUnavailable` (before: the writer task died on the failed connect and this and every
+    later append waited forever), and they land again once the server accepts them."""
+    async with opened_log(pg_url) as log:
+        await log.append(KEY, [state(a=1)])
+        name = log.db.url.database
+        admin = await asyncpg.connect(require_pg() + "/postgres")
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = $1", name)
+            for _ in range(3):
+                with pytest.raises(StoreUnavailable, match="PostgreSQL"):
+                    await asyncio.wait_for(log.append(KEY, [state(a=2)]), 30)
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await admin.close()
+        await asyncio.wait_for(log.append(KEY, [state(a=3)]), 30)
+        assert [r.data for r in await read_stream(log, KEY)] == [state(a=1), state(a=3)]
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # connections of dead loops
+def test_a_postgres_store_used_from_another_event_loop_refuses_appends(pg_url: str) -> None:
+    """A PostgreSQL store's writer task (and connections) belong to one event loop: from
+    another one, after that loop closed, an append raises `StoreUnavailable` saying so
+    (before: it waited forever for a task that no longer ran)."""
+    async def opened_and_used() -> SessionStore:
+        store = await SessionStore.open(pg_url, projections=ALL_INLINE)
+        await store.create_session(app_name="app", user_id="u", session_id="s")
+        return store
+
+    store = asyncio.run(opened_and_used())  # its writer task ends with that loop
+    try:
+        with pytest.raises(StoreUnavailable, match="event loop"):
+            asyncio.run(asyncio.wait_for(store.add_message(("app", "u", "s"), "user", "x"), 30))
+    finally:
+        asyncio.run(store.close())
