@@ -16,21 +16,19 @@ from typing import Any
 
 from projections.analytics import Analytics, AnalyticsProjection
 from projections.heads import HeadsProjection
+from projections.health import Health
 from projections.history import History, HistoryProjection
 from projections.protocol import Projection
 from projections.rebuild import Progress, RebuildReport
 from projections.runtime import ProjectionRuntime
 from projections.users import Users, UsersProjection
-from session_store import audit, reads
+from session_store import audit, purging, reads
 from session_store.appending import Appending, SessionRef
 from session_store.domain import validation
 from session_store.domain.events import (
-    Payload,
     RecordedEvent,
     SessionCreated,
-    SessionDeleted,
     SessionKey,
-    SessionPurged,
 )
 from session_store.domain.ids import new_id
 from session_store.domain.scopes import without_temp
@@ -46,6 +44,7 @@ from session_store.hooks import Hook, Hooks, Middleware
 from session_store.log import NO_STREAM
 from session_store.log.eventlog import EventLog
 from session_store.replay import replay_session
+from session_store.storage import failures
 from session_store.storage.database import Database, Durability, connect, resolve_url
 
 
@@ -77,9 +76,15 @@ class SessionStore(Appending):
                    max_event_bytes: int = validation.DEFAULT_MAX_EVENT_BYTES,
                    projections: Mapping[str, str] | None = None,
                    extra_projections: Sequence[Projection] = (),
-                   pool_size: int = 10) -> SessionStore:
-        db = connect(url, durability=durability, pool_size=pool_size)
-        log = EventLog(db, max_event_bytes=max_event_bytes)
+                   pool_size: int = 10, hash_key: str | bytes | None = None,
+                   busy_timeout: float = 30.0) -> SessionStore:
+        """`hash_key` (default `$SESSION_STORE_HASH_KEY`) keys the log's anchors (HMAC):
+        keep it outside the database, and give it to every process that opens the store.
+        `busy_timeout`: seconds a SQLite write waits for another process's lock."""
+        anchor_key = audit.anchor_key(hash_key)
+        validation.check_non_negative(busy_timeout, "busy_timeout")
+        db = connect(url, durability=durability, pool_size=pool_size, busy_timeout=busy_timeout)
+        log = EventLog(db, max_event_bytes=max_event_bytes, anchor_key=anchor_key)
         runtime = ProjectionRuntime(
             log, [HeadsProjection(), HistoryProjection(), UsersProjection(),
                   AnalyticsProjection(), *extra_projections], modes=projections)
@@ -89,6 +94,12 @@ class SessionStore(Appending):
         except OSError as error:
             await db.dispose()
             raise StoreUnavailable(f"cannot open {db.display_url}: {error}") from None
+        except Exception as error:
+            await db.dispose()
+            failed = failures.unavailable(error, db.url.database or "", "the store was not opened")
+            if failed is None:
+                raise
+            raise failed from None
         except BaseException:
             await db.dispose()
             raise
@@ -114,6 +125,7 @@ class SessionStore(Appending):
 
     async def wait_for(self, position: int, timeout: float | None = None) -> None:
         """Return once every catch-up projection has folded the log up to `position`."""
+        validation.check_wait(position, timeout)
         await self.projections.wait_for(position, timeout)
 
     def use(self, middleware: Middleware) -> None:
@@ -155,7 +167,7 @@ class SessionStore(Appending):
                                                                              "metadata"),
             tags=validation.tags_of(tags), timeout=validation.timeout_of(timeout))
         try:
-            await self._append(key, [created], expected_version=NO_STREAM, delta=initial)
+            await self._append(key, [created], expected_version=NO_STREAM)
         except ConcurrencyError:
             raise SessionAlreadyExists(
                 f"session {key.session_id!r} of user {key.user_id!r} in app {key.app_name!r} "
@@ -244,52 +256,78 @@ class SessionStore(Appending):
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str,
                              purge: bool = False) -> None:
-        """Tombstone the session (hidden everywhere, id never reused); `purge` erases payloads."""
-        key = key_of(app_name, user_id, session_id)
-        head, _ = await reads.load_heads(self.db, key)
-        if head is None:
-            raise SessionNotFound(f"session {session_id!r} of user {user_id!r} in app "
-                                  f"{app_name!r} does not exist")
-        payloads: list[Payload] = [] if head.deleted else [SessionDeleted()]
-        if purge and not head.purged:
-            payloads.append(SessionPurged(reason="delete_session(purge=True)"))
-        if payloads:
-            append = self.log.prepare_append(key, payloads, erase=purge)
-            await self._commit([append])
+        """Tombstone the session (hidden everywhere, id never reused); `purge` also erases its
+        payloads and the `app:`/`user:` values it wrote, keeping the facts (`purging`)."""
+        await purging.delete_session(self, key_of(app_name, user_id, session_id), purge=purge)
+
+    async def purge_user(self, *, app_name: str, user_id: str) -> purging.PurgeReport:
+        """Forget a user of an app: purge every session of theirs, their `user:` state and the
+        `app:` values their sessions wrote. Idempotent; an unknown user is a no-op."""
+        return await purging.purge_user(self, validation.check_id(app_name, "app_name"),
+                                        validation.check_id(user_id, "user_id"))
 
     # --- the log ---------------------------------------------------------------------------
 
     def read_stream(self, session: SessionRef, *, from_version: int = 1,
                     to_version: int | None = None) -> AsyncIterator[RecordedEvent]:
-        return self.log.read_stream(ref(session), from_version=from_version,
-                                    to_version=to_version)
+        key = ref(session)  # the arguments are checked here, not at the first iteration
+        validation.check_position(from_version, "from_version")
+        check_count(to_version, "to_version")
+        return self.log.read_stream(key, from_version=from_version, to_version=to_version)
 
     def read_all(self, *, from_position: int = 0, limit: int | None = None,
                  **filters: Any) -> AsyncIterator[RecordedEvent]:
+        validation.check_position(from_position, "from_position")
+        check_count(limit, "limit")
+        validation.check_read_filters(filters)
         return self.log.read_all(from_position=from_position, limit=limit, **filters)
 
     def subscribe(self, *, from_position: int = 0, **filters: Any
                   ) -> AsyncIterator[RecordedEvent]:
+        validation.check_position(from_position, "from_position")
+        validation.check_read_filters(filters)
         return self.log.subscribe(from_position=from_position, **filters)
 
     async def replay(self, session: SessionRef, *, to_version: int | None = None) -> Session:
         """The session folded from the log alone (no read model involved)."""
         key = ref(session)
+        check_count(to_version, "to_version")
         replayed = await replay_session(self.log, key, to_version=to_version)
         if replayed is None:
             raise SessionNotFound(f"session {key.session_id!r} has no events to replay")
         return replayed
 
-    async def verify(self, session: SessionRef | None = None) -> audit.Report:
-        """Re-check hash chains and versions, and compare projections with a fresh fold."""
+    async def verify(self, session: SessionRef | None = None, *,
+                     digest: str | audit.Digest | None = None) -> audit.Report:
+        """Audit the log (every row decodes, hash chains, anchors, versions, positions, the
+        log's own bookkeeping, the append-only triggers) and compare the projections with a
+        fresh fold; with a `digest` (from `digest()`), also that the log still extends it."""
         return await audit.verify(self.log, self.projections,
-                                  None if session is None else ref(session))
+                                  None if session is None else ref(session), digest=digest)
+
+    async def digest(self) -> audit.Digest:
+        """The log's digest: its last position and anchor. Keep it outside the database;
+        `verify(digest=...)` later proves the log still extends it."""
+        return audit.Digest(*await self.log.tail())
 
     async def rebuild(self, names: Sequence[str] | None = None,
                       progress: Progress | None = None, **options: Any) -> RebuildReport:
         """Replay the log into fresh tables of the named projections (all by default) and
         swap them in; `progress(done, total)` is called as the pass goes."""
         return await self.projections.rebuild(names, progress, **options)
+
+    async def health(self) -> Health:
+        """How the read models stand: per projection its checkpoint, the log's last position,
+        the lag and the events it quarantined (could not fold, skipped), and the catch-up
+        follower's current error, if any (it retries). Waits for nothing."""
+        return await self.projections.health()
+
+    async def retry_quarantined(self, names: Sequence[str] | None = None,
+                                progress: Progress | None = None) -> RebuildReport | None:
+        """After fixing what made events fail to fold (an upcaster, new code): rebuild the
+        projections holding quarantined events; what still fails stays quarantined and is
+        in the report. None when no projection holds any."""
+        return await self.projections.retry_quarantined(names, progress)
 
 
 _READ_YOUR_WRITES_SECONDS = 30.0

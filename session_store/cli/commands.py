@@ -87,19 +87,38 @@ def _statistics(session: Any) -> dict[str, Any]:
 async def audit(store: SessionStore, args: argparse.Namespace) -> int:
     key = await resolve(store, args) if args.session else None
     started = time.perf_counter()
-    report = await store.verify(key)
+    report = await store.verify(key, digest=args.digest)
     elapsed = time.perf_counter() - started
     if args.json:
         render.print_json({"ok": report.ok, "events": report.events, "streams": report.streams,
-                           "problems": report.problems, "seconds": elapsed})
+                           "problems": report.problems, "seconds": elapsed,
+                           "digest": None if report.digest is None else str(report.digest)})
     else:
         print_report(report, elapsed)
+        if args.digest and report.ok:
+            render.out.print(f"[green]✔[/green] the log still extends digest "
+                             f"{args.digest.strip()[:24]}… (position "
+                             f"{int(args.digest.split(':')[0]):,})")
     return 0 if report.ok else 1
+
+
+async def digest(store: SessionStore, args: argparse.Namespace) -> int:
+    found = await store.digest()
+    if args.json:
+        render.print_json({"digest": str(found), "position": found.position,
+                           "anchor": found.anchor})
+        return 0
+    render.out.print(f"Digest of the log at position {found.position:,} (keep it outside the "
+                     "database; check it later with `session-store audit --digest D`):",
+                     markup=False)
+    print(found)  # the last line, whole, whatever the terminal's width
+    return 0
 
 
 def print_report(report: Any, elapsed: float) -> None:
     checked = (f"{report.events:,} events in {report.streams:,} streams checked in "
-               f"{elapsed:.2f}s: hash chains, version continuity, projections vs a fresh fold")
+               f"{elapsed:.2f}s: payloads, hash chains, anchors, versions, positions, "
+               "bookkeeping, triggers, projections vs a fresh fold")
     if report.ok:
         render.out.print(f"[green]✔ integrity OK[/green] — {checked}")
         return
@@ -123,11 +142,15 @@ async def rebuild(store: SessionStore, args: argparse.Namespace) -> int:
             names, progress=lambda done, total: render.update(bar, done, started, total=total))
     elapsed = time.perf_counter() - started
     rate = report.events / report.seconds if report.seconds > 0 else 0.0
+    set_aside = [item.describe() for item in report.quarantined]
     summary = {"projections": list(report.names), "events": report.events,
                "seconds": report.seconds, "events_per_second": rate,
-               "position": report.position}
-    render.result(summary, f"Rebuilt {', '.join(report.names)} from {report.events:,} events "
-                           f"in {elapsed:.2f}s ({rate:,.0f} events/s)", as_json=args.json)
+               "position": report.position, "quarantined": set_aside}
+    text = (f"Rebuilt {', '.join(report.names)} from {report.events:,} events "
+            f"in {elapsed:.2f}s ({rate:,.0f} events/s)")
+    if set_aside:  # rebuilt without them; `audit` keeps naming them
+        text += "".join(f"\n  quarantined: {line}" for line in set_aside)
+    render.result(summary, text, as_json=args.json)
     return 0
 
 
@@ -231,6 +254,20 @@ async def import_adk(store: SessionStore, args: argparse.Namespace) -> int:
              f"{report.events_found:,} events, {report.state_fixes:,} state fix(es) in "
              f"{report.seconds:.2f}s", *(f"  skipped {skipped}" for skipped in report.skipped)]
     render.result(dataclasses.asdict(report), "\n".join(lines), as_json=args.json)
+    return 0
+
+
+async def purge(store: SessionStore, args: argparse.Namespace) -> int:
+    report = await store.purge_user(app_name=args.app, user_id=args.user)
+    who = f"user {args.user!r} of app {args.app!r}"
+    if report.sessions or report.scope_events:
+        text = (f"Purged {who}: {report.sessions:,} session(s) and {report.scope_events:,} "
+                "app/user state event(s) erased; ids, times, types and hashes are kept, so "
+                "`session-store audit` still checks the chain")
+    else:
+        text = f"Nothing left to purge of {who}"
+    render.result({"app_name": args.app, "user_id": args.user, **dataclasses.asdict(report)},
+                  text, as_json=args.json)
     return 0
 
 

@@ -29,9 +29,11 @@ OK, CHECK_FAILED, USAGE, BUG = 0, 1, 2, 3
 
 COMMANDS: dict[str, Command] = {
     "demo": commands.demo, "sessions": commands.sessions, "replay": commands.replay,
-    "audit": commands.audit, "verify": commands.audit, "rebuild": commands.rebuild,
+    "audit": commands.audit, "verify": commands.audit, "digest": commands.digest,
+    "rebuild": commands.rebuild,
     "analytics": commands.analytics, "export": commands.export,
     "import": commands.import_file, "import-adk": commands.import_adk,
+    "purge": commands.purge,
 }
 CREATES_DATABASE = frozenset({"demo", "import", "import-adk"})
 """Commands that may start from an empty database; the others refuse a missing file."""
@@ -96,10 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after event N: the session as it was then")
 
     for name in ("audit", "verify"):
-        p = command(name, "integrity check: hash chains, version continuity, projections vs "
-                          "a fresh fold of the log; exit 1 on any problem")
+        p = command(name, "integrity check: every event decodes, hash chains and anchors, "
+                          "versions and positions, the log's bookkeeping and triggers, "
+                          "projections vs a fresh fold; exit 1 on any problem")
         p.add_argument("session", metavar="SESSION", nargs="?", help="only this session")
         owner(p)
+        p.add_argument("--digest", metavar="D", default=None,
+                       help="also check that the log still extends digest D (from "
+                            "`session-store digest`); exit 1 when it does not")
+
+    command("digest", "the log's digest (last line: POSITION:ANCHOR): keep it outside the "
+                      "database and check it later with `audit --digest`")
 
     p = command("rebuild", "replay the log into fresh read models")
     p.add_argument("--projection", metavar="NAME", help="only this projection")
@@ -120,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("import-adk", "bring the sessions of a Google ADK session database in")
     p.add_argument("source", metavar="SOURCE_URL", help="the ADK database (path or URL)")
+
+    p = command("purge", "forget a user of an app: erase every session of theirs, their "
+                         "user: state and the app: values they wrote (the facts are kept)")
+    p.add_argument("--user", required=True, help="the user to forget")
+    p.add_argument("--app", required=True, help="the app the user is forgotten in")
     return parser
 
 

@@ -91,6 +91,12 @@ class MessageRetracted(Payload, frozen=True):
 
 class StateChanged(Payload, frozen=True):
     delta: dict[str, Any]
+    session_id: str | None = None
+    """On a scope stream: the session whose command wrote this, so that purging the session
+    erases it too. None on a session's own stream, and on scope events written before
+    the link existed."""
+    user_id: str | None = None
+    """On the app stream: the user of that session (a user stream names its user)."""
 
 
 class MetadataChanged(Payload, frozen=True):
@@ -135,10 +141,30 @@ class SessionPurged(Payload, frozen=True):
     reason: str | None = None
 
 
+class ScopePurged(Payload, frozen=True):
+    """On a scope stream: the payloads of the events `event_ids` (of this stream) were
+    erased, written by session `session_id` (by any session of `user_id` when a whole user
+    was purged); the fact that they existed is kept."""
+
+    event_ids: list[str] = []
+    session_id: str | None = None
+    user_id: str | None = None
+    reason: str | None = None
+
+
 class PayloadErased(Payload, frozen=True):
     """What a purged event's payload reads as: only its original type survives."""
 
     original_type: str
+
+
+class PayloadUnreadable(Payload, frozen=True):
+    """What the read models' passes see of a stored payload that does not decode (the
+    log changed behind the store's back): they set the event aside (quarantine) instead
+    of stopping on it. Never stored; user-facing reads raise `CorruptEvent` instead."""
+
+    original_type: str
+    error: str
 
 
 AnyPayload = (
@@ -155,6 +181,7 @@ AnyPayload = (
     | HistoryCleared
     | SessionDeleted
     | SessionPurged
+    | ScopePurged
     | PayloadErased
 )
 
@@ -174,6 +201,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         HistoryCleared,
         SessionDeleted,
         SessionPurged,
+        ScopePurged,
         PayloadErased,
     )
 }
