@@ -22,17 +22,17 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
-import structlog
 from sqlalchemy.engine import Connection
 
 from session_store.domain.events import Payload, RecordedEvent, SessionKey
 from session_store.errors import ConcurrencyError, InvalidEvent, SessionStoreError
-from session_store.storage.codec import chain_hash
+from session_store.logs import get_logger
+from session_store.storage.codec import anchor_hash, chain_hash
 from session_store.storage.database import dialect_of
-from session_store.storage.dialect import Dialect, Row
+from session_store.storage.dialect import Dialect, Row, Tail
 from session_store.storage.schema import erase_payloads
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 InlineApply = Callable[[Connection, Sequence[RecordedEvent]], None]
 """An inline projection: folds freshly appended events into its tables, in the append's
@@ -64,9 +64,9 @@ Result = list[RecordedEvent] | BaseException
 
 
 class StreamCache:
-    """What the writer knew of the log at its last commit: the last position, and the
-    heads (version, hash) of the streams it loaded or wrote (up to `size`; when full,
-    the half first remembered is forgotten).
+    """What the writer knew of the log at its last commit: the last position and its
+    anchor, and the heads (version, hash) of the streams it loaded or wrote (up to
+    `size`; when full, the half first remembered is forgotten).
 
     A batch whose streams are all known skips loading them when the log still ends
     at the cached position, so nobody else appended since (SQLite asks first;
@@ -79,11 +79,12 @@ class StreamCache:
 
     def __init__(self, size: int = 50_000) -> None:
         self.size = size
-        self.position: int | None = None
+        self.position: Tail | None = None
         self.heads: dict[SessionKey, tuple[int, str]] = {}
-        self._staged: tuple[int, dict[SessionKey, tuple[int, str]]] | None = None
+        self._staged: tuple[Tail, dict[SessionKey, tuple[int, str]]] | None = None
 
-    def lookup(self, keys: set[SessionKey]) -> tuple[dict[SessionKey, tuple[int, str]], int] | None:
+    def lookup(self, keys: set[SessionKey]
+               ) -> tuple[dict[SessionKey, tuple[int, str]], Tail] | None:
         if self.position is None:
             return None
         heads = self.heads
@@ -92,16 +93,16 @@ class StreamCache:
         except KeyError:
             return None
 
-    def stage(self, position: int, heads: dict[SessionKey, tuple[int, str]]) -> None:
+    def stage(self, tail: Tail, heads: dict[SessionKey, tuple[int, str]]) -> None:
         """What this transaction has seen and written; known once it commits."""
-        self._staged = (position, heads)
+        self._staged = (tail, heads)
 
     def committed(self) -> None:
         if self._staged is None:
             return
-        position, heads = self._staged
+        tail, heads = self._staged
         self._staged = None
-        self.position = position
+        self.position = tail
         self.heads.update(heads)
         if len(self.heads) > self.size:
             for key in list(self.heads)[:len(self.heads) - self.size // 2]:
@@ -118,8 +119,9 @@ class _Refused(Exception):
 
 
 def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply],
-                cache: StreamCache | None = None) -> list[Result]:
-    """Check and write a batch of commits inside the caller's transaction.
+                cache: StreamCache | None = None, *, key: bytes | None = None) -> list[Result]:
+    """Check and write a batch of commits inside the caller's transaction, anchoring each
+    event to the log (with `key`, keyed).
 
     With a `cache` that knows every touched stream, the heads come from it (see
     `StreamCache`); the caller must drop the cache and retry when this raises.
@@ -128,27 +130,28 @@ def write_batch(conn: Connection, commits: Sequence[Commit], inline: Sequence[In
     sql.lock(conn, "writes")
     keys = {append.key for commit in commits for append in commit}
     known = cache.lookup(keys) if cache is not None else None
-    if known is not None and sql.still_at(conn, known[1]):
+    if known is not None and sql.still_at(conn, known[1][0]):
         try:
-            return _write_planned(conn, sql, commits, inline, cache, *known, {},
+            return _write_planned(conn, sql, commits, inline, cache, *known, {}, key,
                                   optimistic=True)
         except _Refused:
             pass
     caller_ids = [i for commit in commits for append in commit if append.caller_ids
                   for i in append.event_ids]
-    heads, position, stored = sql.load_streams(conn, keys, caller_ids)
-    return _write_planned(conn, sql, commits, inline, cache, heads, position, stored,
+    heads, tail, stored = sql.load_streams(conn, keys, caller_ids)
+    return _write_planned(conn, sql, commits, inline, cache, heads, tail, stored, key,
                           optimistic=False)
 
 
 def _write_planned(conn: Connection, sql: Dialect,
                    commits: Sequence[Commit], inline: Sequence[InlineApply],
                    cache: StreamCache | None, heads: dict[SessionKey, tuple[int, str]],
-                   position: int, stored: dict[str, RecordedEvent], *, optimistic: bool
-                   ) -> list[Result]:
+                   tail: Tail, stored: dict[str, RecordedEvent], key: bytes | None, *,
+                   optimistic: bool) -> list[Result]:
     caller_ids = not optimistic and any(append.caller_ids for commit in commits
                                         for append in commit)
     now = time.time()
+    position, anchor = tail
     results: list[Result] = []
     fresh: list[RecordedEvent] = []
     rows: list[Row] = []
@@ -160,7 +163,8 @@ def _write_planned(conn: Connection, sql: Dialect,
             if replay is not None:
                 results.append(replay)
                 continue
-            planned, planned_rows, planned_heads = _plan(commit, heads, position, now)
+            planned, planned_rows, planned_heads, anchor = _plan(commit, heads, position,
+                                                                 anchor, key, now)
         except SessionStoreError as error:
             if optimistic:
                 raise _Refused from error
@@ -177,23 +181,23 @@ def _write_planned(conn: Connection, sql: Dialect,
         results.append(planned)
     if rows:
         sql.write_records(conn, rows, [(*k, *head) for k, head in written.items()], position)
-        for key in erase:
-            erase_payloads(conn, key)
+        for stream in erase:
+            erase_payloads(conn, stream)
         for apply in inline:
             apply(conn, fresh)
     if cache is not None:
-        cache.stage(position, heads)
+        cache.stage((position, anchor), heads)
     return results
 
 
-def write_each(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply]
-               ) -> list[Result]:
+def write_each(conn: Connection, commits: Sequence[Commit], inline: Sequence[InlineApply], *,
+               key: bytes | None = None) -> list[Result]:
     """Like `write_batch`, but each commit in its own savepoint: isolates a failing one."""
     results: list[Result] = []
     for commit in commits:
         try:
             with conn.begin_nested():
-                results.append(write_batch(conn, [commit], inline)[0])
+                results.append(write_batch(conn, [commit], inline, key=key)[0])
         except Exception as error:  # noqa: BLE001 - handed to that commit's caller
             results.append(error)
     return results
@@ -224,38 +228,40 @@ def _already_stored(commit: Commit, stored: dict[str, RecordedEvent]) -> list[Re
     return found
 
 
-def _plan(commit: Commit, heads: dict[SessionKey, tuple[int, str]], position: int, now: float
-          ) -> tuple[list[RecordedEvent], list[Row], dict[SessionKey, tuple[int, str]]]:
+def _plan(commit: Commit, heads: dict[SessionKey, tuple[int, str]], position: int,
+          anchor: str, key: bytes | None, now: float
+          ) -> tuple[list[RecordedEvent], list[Row], dict[SessionKey, tuple[int, str]], str]:
     planned: list[RecordedEvent] = []
     rows: list[Row] = []
     local: dict[SessionKey, tuple[int, str]] = {}
     for append in commit:
-        key = append.key
-        version, previous = local.get(key) or heads.get(key) or (0, "")
+        stream = append.key
+        version, previous = local.get(stream) or heads.get(stream) or (0, "")
         expected = append.expected_version
         if expected is not None and expected != version:
             raise ConcurrencyError(
-                f"session {key.session_id!r} of user {key.user_id!r} in app "
-                f"{key.app_name!r}: expected version {expected}, but it is at {version}; "
+                f"session {stream.session_id!r} of user {stream.user_id!r} in app "
+                f"{stream.app_name!r}: expected version {expected}, but it is at {version}; "
                 "read it again and retry",
                 expected=expected, actual=version,
             )
-        app, user, session = key
+        app, user, session = stream
         for payload, data, event_id in zip(append.payloads, append.encoded, append.event_ids,
                                            strict=True):
             version += 1
             position += 1
             type_name = type(payload).__name__
-            previous = chain_hash(previous, key, version, type_name, event_id, now, data)
+            previous = chain_hash(previous, stream, version, type_name, event_id, now, data)
+            anchor = anchor_hash(anchor, position, previous, key)
             planned.append(RecordedEvent(
                 position=position, app_name=app, user_id=user, session_id=session,
                 version=version, type=type_name, data=payload,  # type: ignore[arg-type]
                 event_id=event_id, recorded_at=now, hash=previous,
             ))
             rows.append((position, app, user, session, version, type_name, payload.schema, data,
-                         event_id, now, previous))
-        local[key] = (version, previous)
-    return planned, rows, local
+                         event_id, now, previous, anchor))
+        local[stream] = (version, previous)
+    return planned, rows, local, anchor
 
 
 Attempt = Callable[[Connection], list[Result]]
@@ -265,22 +271,24 @@ and commits it; raises, having rolled back, when the attempt raises."""
 
 
 def write_with_retry(transaction: Transaction, commits: Sequence[Commit],
-                     inline: Sequence[InlineApply], cache: StreamCache) -> list[Result]:
+                     inline: Sequence[InlineApply], cache: StreamCache, *,
+                     key: bytes | None = None) -> list[Result]:
     """Write a batch the way every writer does: on the cached heads; after a failure, on
     heads loaded afresh; after another, commit by commit in savepoints. Each commit's
     result is its records or the error it alone caused; when even the last way fails
     (the database itself), every commit gets that error."""
     try:
         try:
-            results = transaction(lambda conn: write_batch(conn, commits, inline, cache))
+            results = transaction(lambda conn: write_batch(conn, commits, inline, cache,
+                                                           key=key))
             cache.committed()
             return results
         except Exception:  # noqa: BLE001 - loaded afresh, then one by one
             cache.clear()
         try:
-            return transaction(lambda conn: write_batch(conn, commits, inline))
+            return transaction(lambda conn: write_batch(conn, commits, inline, key=key))
         except Exception:  # noqa: BLE001 - retried one by one below
-            return transaction(lambda conn: write_each(conn, commits, inline))
+            return transaction(lambda conn: write_each(conn, commits, inline, key=key))
     except Exception as error:  # noqa: BLE001 - the transaction itself failed
         log.error("session_store.write_failed", error=str(error), commits=len(commits))
         return [error] * len(commits)

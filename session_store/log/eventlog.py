@@ -13,20 +13,20 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-import structlog
-
 from session_store.domain import validation
 from session_store.domain.events import Payload, RecordedEvent, SessionKey
 from session_store.domain.ids import new_id, new_ids
 from session_store.errors import InvalidEvent, StoreUnavailable
 from session_store.log import ANY
 from session_store.log.batching import Append, InlineApply
-from session_store.log.writers import TaskWriter, ThreadWriter
+from session_store.log.task_writer import TaskWriter
+from session_store.log.writers import ThreadWriter
+from session_store.logs import get_logger
 from session_store.storage import schema
 from session_store.storage.codec import RECORD_LIST, decode_rows, encode_for_log
 from session_store.storage.database import Database
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 READ_BATCH = 1000
@@ -36,9 +36,14 @@ class EventLog:
     """Append and read over the log table of one database."""
 
     def __init__(self, db: Database, *, inline: Sequence[InlineApply] = (),
-                 max_event_bytes: int = validation.DEFAULT_MAX_EVENT_BYTES) -> None:
+                 max_event_bytes: int = validation.DEFAULT_MAX_EVENT_BYTES,
+                 anchor_key: bytes | None = None) -> None:
         self.db = db
         self.max_event_bytes = max_event_bytes
+        self.anchor_key = anchor_key
+        """The HMAC key of the log-wide anchors (None: plain SHA-256)."""
+        self.prepared = schema.Prepared()
+        """What `prepare` found: where keyed anchors start, triggers it put back."""
         self._inline = list(inline)
         self._writer: ThreadWriter | TaskWriter | None = None
         self._closed = False
@@ -49,7 +54,18 @@ class EventLog:
 
     async def prepare(self) -> None:
         """Create or upgrade the log tables (safe to call from several processes at once)."""
-        await self.run_schema(schema.prepare, self.db.dialect)
+        self.prepared = await self.run_schema(schema.prepare, self.db.dialect, self.anchor_key)
+
+    def anchor_key_at(self, position: int) -> bytes | None:
+        """The key `position`'s anchor is sealed with (None before keying started)."""
+        keyed_from = self.prepared.keyed_from
+        return self.anchor_key if keyed_from is not None and position >= keyed_from else None
+
+    async def tail(self) -> tuple[int, str]:
+        """The log's last position and its stored anchor: the digest of the log."""
+        rows = await self.db.dialect.fetch(
+            self.db, "SELECT position, anchor FROM ss_events ORDER BY position DESC LIMIT 1", [])
+        return (rows[0][0], rows[0][1]) if rows else (0, "")
 
     async def run_schema(self, function: Any, *args: Any) -> Any:
         """Run `function(sync_connection, *args)` in a write transaction (DDL, migrations,
@@ -65,6 +81,9 @@ class EventLog:
 
             return await asyncio.to_thread(run)
         async with self.db.engine.begin() as conn:
+            # asyncpg begins the transaction at the first statement SQLAlchemy sends; without
+            # one, what `function` sends through the raw driver would commit as it goes.
+            await conn.exec_driver_sql("SELECT 1")
             return await conn.run_sync(function, *args)
 
     def add_inline(self, apply: InlineApply) -> None:
@@ -85,9 +104,11 @@ class EventLog:
                 raise StoreUnavailable("the store is closed: open it again to append")
             if self.db.dialect.single_writer:
                 assert self.db.write_engine is not None
-                self._writer = ThreadWriter(self.db.write_engine, self._inline, self._committed)
+                self._writer = ThreadWriter(self.db.write_engine, self._inline, self._committed,
+                                            anchor_key=self.anchor_key)
             else:
-                self._writer = TaskWriter(self.db.engine, self._inline, self._committed)
+                self._writer = TaskWriter(self.db.engine, self._inline, self._committed,
+                                          anchor_key=self.anchor_key)
         return self._writer
 
     def _committed(self, position: int) -> None:
@@ -117,6 +138,9 @@ class EventLog:
                    for i in given]
         if len(set(ids)) != len(ids):
             raise InvalidEvent("an append carries the same event id twice")
+        for payload in payloads:  # what the read models store must fit every backend
+            validation.check_numbers(payload)
+            validation.check_payload_ids(payload)
         encoded = tuple(encode_for_log(p, self.max_event_bytes) for p in payloads)
         return Append(key=key, payloads=tuple(payloads), encoded=encoded,
                       event_ids=tuple(ids), expected_version=expected_version,
@@ -160,9 +184,12 @@ class EventLog:
 
     async def read_all(self, *, from_position: int = 0, limit: int | None = None,
                        types: Iterable[str] | None = None, app_name: str | None = None,
-                       user_id: str | None = None, batch_size: int = READ_BATCH
-                       ) -> AsyncIterator[RecordedEvent]:
-        """Every event from `from_position` (inclusive) in global order, optionally filtered."""
+                       user_id: str | None = None, batch_size: int = READ_BATCH,
+                       tolerant: bool = False) -> AsyncIterator[RecordedEvent]:
+        """Every event from `from_position` (inclusive) in global order, optionally filtered.
+
+        A payload that does not decode raises `CorruptEvent`; with `tolerant` (the read
+        models' followers) it reads as `PayloadUnreadable`."""
         position = from_position
         remaining = limit
         where = ""
@@ -183,7 +210,7 @@ class EventLog:
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
             rows = await self._rows(query, [*params, position, size])
-            for record in decode_rows(rows):
+            for record in decode_rows(rows, tolerant=tolerant):
                 yield record
             if remaining is not None:
                 remaining -= len(rows)

@@ -6,13 +6,15 @@
   registered upcasters.
 - Rows of the log table, in `RECORD_NAMES` order, become `RecordedEvent`s
   (`decode_row`, or `decode_rows` for a batch in one decoder call).
-- `chain_hash` seals each event to the one before it in its stream.
+- `chain_hash` seals each event to the one before it in its stream; `anchor_hash`
+  seals it to the one before it in the whole log (keyed when the store has a key).
 - Session heads are stored as msgspec JSON (`encode_head`, `decode_head`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,11 +26,12 @@ from session_store.domain.events import (
     AnyPayload,
     Payload,
     PayloadErased,
+    PayloadUnreadable,
     RecordedEvent,
     SessionKey,
 )
 from session_store.domain.lifecycle import Head
-from session_store.errors import InvalidEvent, SchemaError
+from session_store.errors import CorruptEvent, InvalidEvent, SchemaError
 
 RECORD_NAMES = ("position", "app_name", "user_id", "session_id", "version", "type", "schema",
                 "data", "event_id", "recorded_at", "hash")
@@ -156,9 +159,21 @@ def _check_struct_types(given: Any, decoded: Any, what: str) -> None:
 
 # --- records ---------------------------------------------------------------------------
 
-def decode_row(row: Any) -> RecordedEvent:
-    """One log row (in `RECORD_NAMES` order) as a decoded `RecordedEvent`."""
+def decode_row(row: Any, *, tolerant: bool = False) -> RecordedEvent:
+    """One log row (in `RECORD_NAMES` order) as a decoded `RecordedEvent`.
+
+    A malformed payload raises `CorruptEvent` naming the position; `tolerant` (the read
+    models' passes) reads it as `PayloadUnreadable` instead. A type or schema this release
+    does not know stays a `SchemaError` either way: a newer release may fold it."""
     position, app, user, session, version, type_name, schema, data, event_id, at, digest = row
+    try:
+        payload: Any = decode_payload(type_name, schema, bytes(data))
+    except (ValueError, TypeError) as error:  # malformed: msgspec's errors are ValueErrors
+        if not tolerant:
+            raise CorruptEvent(f"the event at position {position} ({type_name}) does not "
+                               f"decode: {error}; run `session-store audit`",
+                               position=position) from None
+        payload = PayloadUnreadable(original_type=type_name, error=str(error))
     return RecordedEvent(
         position=position,
         app_name=app,
@@ -166,7 +181,7 @@ def decode_row(row: Any) -> RecordedEvent:
         session_id=session,
         version=version,
         type=type_name,
-        data=decode_payload(type_name, schema, bytes(data)),
+        data=payload,
         event_id=event_id,
         recorded_at=at,
         hash=digest,
@@ -176,11 +191,11 @@ def decode_row(row: Any) -> RecordedEvent:
 _many = msgspec.json.Decoder(list[AnyPayload])
 
 
-def decode_rows(rows: Sequence[Any]) -> list[RecordedEvent]:
+def decode_rows(rows: Sequence[Any], *, tolerant: bool = False) -> list[RecordedEvent]:
     """Many log rows at once: the payloads in one decoder call when all are current.
 
     Rows with an erased payload, an older schema or an unknown type take the row-by-row
-    path (`decode_row`), which upcasts or raises `SchemaError`.
+    path (`decode_row`, with `tolerant`), which upcasts or raises.
     """
     try:
         if any(not row[7] or getattr(PAYLOAD_TYPES.get(row[5]), "schema", None) != row[6]
@@ -190,7 +205,7 @@ def decode_rows(rows: Sequence[Any]) -> list[RecordedEvent]:
         if any(type(p).__name__ != row[5] for p, row in zip(payloads, rows, strict=True)):
             raise ValueError("tag and type column disagree")
     except (ValueError, TypeError):  # msgspec.DecodeError is a ValueError
-        return [decode_row(row) for row in rows]
+        return [decode_row(row, tolerant=tolerant) for row in rows]
     return [
         RecordedEvent(position=row[0], app_name=row[1], user_id=row[2], session_id=row[3],
                       version=row[4], type=row[5], data=payload, event_id=row[8],
@@ -212,6 +227,21 @@ def chain_hash(previous: str, key: SessionKey, version: int, type_name: str, eve
     digest.update(header.encode())
     digest.update(data)
     return digest.hexdigest()
+
+
+def anchor_hash(previous: str, position: int, event_hash: str, key: bytes | None = None) -> str:
+    """The log-wide chain: each event's anchor seals its position and its stream hash (which
+    covers its content) to the anchor before it, so deleting, reordering or rewriting any
+    event changes every later anchor. With a `key` it is an HMAC: recomputing needs the key."""
+    message = f"{previous}\x1f{position}\x1f{event_hash}".encode()
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()
+
+
+def key_check(key: bytes) -> str:
+    """What the database records of the anchor key: enough to tell a wrong key, not the key."""
+    return hmac.digest(key, b"session-store anchor key check", "sha256").hex()[:32]
 
 
 # --- session heads ---------------------------------------------------------------------

@@ -28,12 +28,14 @@ if TYPE_CHECKING:  # typing only: the database module imports the dialects
 
 Lock = Literal["schema", "projections", "writes"]
 """Process-wide locks: schema migrations, projection table creation, appends."""
-Row = tuple[int, str, str, str, int, str, int, bytes, str, float, str]
-"""One ss_events row, in `codec.RECORD_NAMES` order."""
+Row = tuple[int, str, str, str, int, str, int, bytes, str, float, str, str]
+"""One ss_events row to insert: `codec.RECORD_NAMES` order, then its anchor."""
 StreamHead = tuple[str, str, str, int, str]
 """One ss_streams row: app_name, user_id, session_id, version, hash."""
-Loaded = tuple[dict[SessionKey, tuple[int, str]], int, dict[str, RecordedEvent]]
-"""Stream heads, the last position, and the stored records of caller-given event ids."""
+Tail = tuple[int, str]
+"""The log's last position and that event's anchor ((0, "") when the log is empty)."""
+Loaded = tuple[dict[SessionKey, tuple[int, str]], Tail, dict[str, RecordedEvent]]
+"""Stream heads, the log's tail, and the stored records of caller-given event ids."""
 Key = tuple[Any, ...]
 """A primary key's values, in the table's primary-key column order."""
 Follow = Callable[[Sequence[Any]], "tuple[str, Sequence[Any]] | None"]
@@ -70,6 +72,11 @@ class TextIndex(Protocol):
         """Delete the rows `where` (SQL with :named parameters), and their index entries."""
         ...
 
+    def forget(self, conn: Connection) -> None:
+        """Drop what deleted rows left inside the index itself (after a purge: no word of
+        an erased message may stay in the database)."""
+        ...
+
     def dump(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
         """What the index holds beyond the table's rows, for `verify` to compare."""
         ...
@@ -86,7 +93,13 @@ class Dialect(Protocol):
     """One writer connection owned by a thread (SQLite), instead of a writer task per
     store with the database serialising writers (PostgreSQL)."""
     triggers: Sequence[str]
-    """The statements that make the log append-only (all but the audited purge)."""
+    """The statements that make the log append-only (all but the audited purge); they
+    replace whatever triggers of the same names exist."""
+
+    def trigger_problems(self, conn: Connection) -> list[str]:
+        """What is missing, disabled or altered among the append-only triggers, and any
+        trigger on the log table that is not one of them (none: [])."""
+        ...
 
     # --- inside a write transaction --------------------------------------------------
 
@@ -96,6 +109,10 @@ class Dialect(Protocol):
 
     def still_at(self, conn: Connection, position: int) -> bool:
         """Whether `position` may still be the log's last (no one else appended since)."""
+        ...
+
+    def tail(self, conn: Connection) -> Tail:
+        """The log's last position and anchor, read now."""
         ...
 
     def load_streams(self, conn: Connection, keys: set[SessionKey], event_ids: list[str]
@@ -143,7 +160,8 @@ class Dialect(Protocol):
         ...
 
     def scan(self, db: Database) -> LogScan:
-        """A reader of the log in position order for a rebuild pass."""
+        """A reader of the log in position order for a rebuild pass (payloads that do not
+        decode read as `PayloadUnreadable`: the pass sets them aside)."""
         ...
 
 

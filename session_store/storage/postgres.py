@@ -22,6 +22,7 @@ The speed tricks of this dialect, and what each buys:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,21 +54,31 @@ BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({LOCKS['writes']})"
 WRITE_LOCK_HELD = "session_store.write_lock_held"
 """`Connection.info` flag: the transaction already holds the log's write lock."""
 
-_TRIGGERS = (
-    f"""CREATE OR REPLACE FUNCTION ss_events_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+_GUARD_BODY = f"""
         BEGIN
           IF TG_OP = 'UPDATE' AND ({PURGE_ALLOWED.format(empty="''::bytea")}) THEN
             RETURN NEW;
           END IF;
           RAISE EXCEPTION 'ss_events is append-only' USING ERRCODE = 'raise_exception';
-        END $$""",
-    """DROP TRIGGER IF EXISTS ss_events_no_change ON ss_events""",
-    """CREATE TRIGGER ss_events_no_change BEFORE UPDATE OR DELETE ON ss_events
-        FOR EACH ROW EXECUTE FUNCTION ss_events_guard()""",
-    """DROP TRIGGER IF EXISTS ss_events_no_truncate ON ss_events""",
-    """CREATE TRIGGER ss_events_no_truncate BEFORE TRUNCATE ON ss_events
-        FOR EACH STATEMENT EXECUTE FUNCTION ss_events_guard()""",
+        END """
+_TRIGGER_DEFS = {
+    "ss_events_no_change": "BEFORE DELETE OR UPDATE ON {table} FOR EACH ROW",
+    "ss_events_no_truncate": "BEFORE TRUNCATE ON {table} FOR EACH STATEMENT",
+}
+_TRIGGERS = (
+    "CREATE OR REPLACE FUNCTION ss_events_guard() RETURNS trigger LANGUAGE plpgsql AS "
+    f"$${_GUARD_BODY}$$",
+    *(statement for name, definition in _TRIGGER_DEFS.items() for statement in (
+        f"DROP TRIGGER IF EXISTS {name} ON ss_events",
+        f"CREATE TRIGGER {name} {definition.format(table='ss_events')} "
+        "EXECUTE FUNCTION ss_events_guard()")),
 )
+_FOUND_TRIGGERS = (
+    "SELECT t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+    "WHERE t.tgrelid = 'ss_events'::regclass AND NOT t.tgisinternal"
+)
+_FOUND_GUARD = "SELECT prosrc FROM pg_proc WHERE proname = 'ss_events_guard'"
+
 
 _ARRAY_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
     (sa.SmallInteger, "smallint"), (sa.BigInteger, "bigint"), (sa.Integer, "int"),
@@ -118,9 +129,11 @@ class Postgres:
     single_writer = False
     triggers: Sequence[str] = _TRIGGERS
 
+    _TAIL = "SELECT position, anchor FROM ss_events ORDER BY position DESC LIMIT 1"
     _LOAD = (
         "SELECT 0 AS kind, NULL AS app_name, NULL AS user_id, NULL AS session_id, "
-        "NULL::int AS version, NULL AS hash, (SELECT max(position) FROM ss_events) AS position "
+        "NULL::int AS version, t.anchor AS hash, t.position AS position "
+        f"FROM ({_TAIL}) AS t "
         "UNION ALL "
         "SELECT 1, s.app_name, s.user_id, s.session_id, s.version, s.hash, NULL FROM ss_streams s "
         "JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(a, u, s) "
@@ -128,15 +141,15 @@ class Postgres:
     )
     _STORED = f"SELECT {RECORD_LIST} FROM ss_events WHERE event_id = ANY($1::text[])"
     _WRITE = (
-        f"WITH inserted AS (INSERT INTO ss_events ({RECORD_LIST}) SELECT * FROM unnest("
+        f"WITH inserted AS (INSERT INTO ss_events ({RECORD_LIST}, anchor) SELECT * FROM unnest("
         "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], "
-        "$7::smallint[], $8::bytea[], $9::text[], $10::float8[], $11::text[]) "
-        "WHERE (SELECT coalesce(max(position), 0) FROM ss_events) = $18::bigint RETURNING 1), "
+        "$7::smallint[], $8::bytea[], $9::text[], $10::float8[], $11::text[], $12::text[]) "
+        "WHERE (SELECT coalesce(max(position), 0) FROM ss_events) = $19::bigint RETURNING 1), "
         "heads AS (INSERT INTO ss_streams (app_name, user_id, session_id, version, hash) "
-        "SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::int[], $16::text[]) "
+        "SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::int[], $17::text[]) "
         "ON CONFLICT (app_name, user_id, session_id) "
         "DO UPDATE SET version = excluded.version, hash = excluded.hash) "
-        "SELECT pg_notify('ss_events', $17::text), (SELECT count(*) FROM inserted)"
+        "SELECT pg_notify('ss_events', $18::text), (SELECT count(*) FROM inserted)"
     )
 
     def __init__(self) -> None:
@@ -149,19 +162,45 @@ class Postgres:
             return
         conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({LOCKS[what]})"))
 
+    def trigger_problems(self, conn: Connection) -> list[str]:
+        problems: list[str] = []
+        guard = conn.exec_driver_sql(_FOUND_GUARD).scalar()
+        if guard is None:
+            problems.append("the append-only guard function ss_events_guard is missing")
+        elif " ".join(guard.split()) != " ".join(_GUARD_BODY.split()):
+            problems.append("the append-only guard function ss_events_guard was altered")
+        found = {name: (enabled, definition)
+                 for name, enabled, definition in conn.exec_driver_sql(_FOUND_TRIGGERS)}
+        for name, definition in _TRIGGER_DEFS.items():
+            wanted = (f"CREATE TRIGGER {name} {definition.format(table='ss_events')} "
+                      "EXECUTE FUNCTION ss_events_guard()")
+            if name not in found:
+                problems.append(f"append-only trigger {name} is missing")
+            elif found[name][0] == "D":
+                problems.append(f"append-only trigger {name} is disabled")
+            elif re.sub(r" ON \S*ss_events ", " ON ss_events ", found[name][1]) != wanted:
+                problems.append(f"append-only trigger {name} was altered")
+        problems.extend(f"unexpected trigger {name} on ss_events" for name in found
+                        if name not in _TRIGGER_DEFS)
+        return problems
+
     def still_at(self, conn: Connection, position: int) -> bool:
         return True  # checked by `write_records` in the same round trip
+
+    def tail(self, conn: Connection) -> tuple[int, str]:
+        row = conn.exec_driver_sql(self._TAIL).first()
+        return (row[0], row[1]) if row is not None else (0, "")
 
     def load_streams(self, conn: Connection, keys: set[SessionKey], event_ids: list[str]
                      ) -> Loaded:
         driver = _driver(conn)
         apps, users, sessions = (list(part) for part in zip(*keys, strict=True))
         heads: dict[SessionKey, tuple[int, str]] = {}
-        position = 0
+        tail = (0, "")
         for kind, app, user, session, version, digest, last in await_(
                 driver.fetch(self._LOAD, apps, users, sessions)):
             if kind == 0:
-                position = last or 0
+                tail = (last, digest)
             else:
                 heads[SessionKey(app, user, session)] = (version, digest)
         stored: dict[str, RecordedEvent] = {}
@@ -169,12 +208,12 @@ class Postgres:
             for row in await_(driver.fetch(self._STORED, event_ids)):
                 record = decode_row(row)
                 stored[record.event_id] = record
-        return heads, position, stored
+        return heads, tail, stored
 
     def write_records(self, conn: Connection, rows: list[Row], heads: list[StreamHead],
                       position: int) -> None:
         (_, inserted), = await_(_driver(conn).fetch(
-            self._WRITE, *_columns_of(rows, 11), *_columns_of(heads, 5), str(position),
+            self._WRITE, *_columns_of(rows, 12), *_columns_of(heads, 5), str(position),
             rows[0][0] - 1))
         if inserted != len(rows):
             raise StaleHeads("the log moved on since this batch was planned")
@@ -296,6 +335,9 @@ class PostgresTextIndex:
                bulk: bool) -> None:
         conn.execute(sa.text(f"DELETE FROM {self.table.name} WHERE {where}"), params)
 
+    def forget(self, conn: Connection) -> None:
+        pass  # the tsv column goes with its row
+
     def dump(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
         return {}  # the tsv column is part of the table's rows
 
@@ -314,7 +356,8 @@ class PostgresScan:
         self._dialect, self._db = dialect, db
 
     async def read(self, after: int, limit: int) -> list[RecordedEvent]:
-        return decode_rows(await self._dialect.fetch(self._db, self._SELECT, (after, limit)))
+        return decode_rows(await self._dialect.fetch(self._db, self._SELECT, (after, limit)),
+                           tolerant=True)
 
     async def close(self) -> None:
         pass

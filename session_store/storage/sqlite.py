@@ -36,13 +36,19 @@ Durability = Literal["off", "normal", "full"]
 CHUNK = 300
 """Keys per keyed statement: SQLite allows 32,766 parameters; 300 x 4 stays far below."""
 
-_TRIGGERS = (
-    f"""CREATE TRIGGER IF NOT EXISTS ss_events_no_update BEFORE UPDATE ON ss_events
+_TRIGGER_SQL = {
+    "ss_events_no_update": f"""CREATE TRIGGER ss_events_no_update BEFORE UPDATE ON ss_events
         WHEN NOT ({PURGE_ALLOWED.format(empty="x''")})
         BEGIN SELECT RAISE(ABORT, 'ss_events is append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS ss_events_no_delete BEFORE DELETE ON ss_events
+    "ss_events_no_delete": """CREATE TRIGGER ss_events_no_delete BEFORE DELETE ON ss_events
         BEGIN SELECT RAISE(ABORT, 'ss_events is append-only'); END""",
-)
+}
+_TRIGGERS = tuple(statement for name, sql in _TRIGGER_SQL.items()
+                  for statement in (f"DROP TRIGGER IF EXISTS {name}", sql))
+
+
+def _spaced(sql: str) -> str:
+    return " ".join(sql.split())
 
 
 def keyed_select(table: str, columns: Sequence[str], key_columns: Sequence[str],
@@ -86,7 +92,9 @@ class SQLite:
     _HEAD = ("SELECT version, hash FROM ss_streams WHERE app_name = ? AND user_id = ? "
              "AND session_id = ?")
     _LAST = "SELECT max(position) FROM ss_events"
-    _INSERT = f"INSERT INTO ss_events ({RECORD_LIST}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    _TAIL = "SELECT position, anchor FROM ss_events ORDER BY position DESC LIMIT 1"
+    _INSERT = (f"INSERT INTO ss_events ({RECORD_LIST}, anchor) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
     _STREAM_COLUMNS = ("app_name", "user_id", "session_id", "version", "hash")
     _UPSERT_STREAMS = upsert_sql("ss_streams", _STREAM_COLUMNS, _STREAM_COLUMNS[:3])
 
@@ -98,11 +106,30 @@ class SQLite:
     def lock(self, conn: Connection, what: Lock) -> None:
         """Every write transaction begins with `BEGIN IMMEDIATE`: it holds the file's lock."""
 
+    def trigger_problems(self, conn: Connection) -> list[str]:
+        found: dict[str, str] = dict(conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+            "AND tbl_name = 'ss_events'").all())
+        problems = [f"append-only trigger {name} is missing" for name in _TRIGGER_SQL
+                    if name not in found]
+        problems.extend(f"append-only trigger {name} was altered"
+                        for name, sql in _TRIGGER_SQL.items()
+                        if name in found and _spaced(found[name]) != _spaced(sql))
+        problems.extend(f"unexpected trigger {name} on ss_events" for name in found
+                        if name not in _TRIGGER_SQL)
+        return problems
+
     def still_at(self, conn: Connection, position: int) -> bool:
         cursor = _cursor(conn)
         last = cursor.execute(self._LAST).fetchone()[0] or 0
         cursor.close()
         return bool(last == position)
+
+    def tail(self, conn: Connection) -> tuple[int, str]:
+        cursor = _cursor(conn)
+        row = cursor.execute(self._TAIL).fetchone()
+        cursor.close()
+        return (row[0], row[1]) if row is not None else (0, "")
 
     def load_streams(self, conn: Connection, keys: set[SessionKey], event_ids: list[str]
                      ) -> Loaded:
@@ -122,7 +149,8 @@ class SQLite:
                 for app, user, session, version, digest in cursor.execute(
                         query, [part for key in chunk for part in key]):
                     heads[SessionKey(app, user, session)] = (version, digest)
-        position = cursor.execute(self._LAST).fetchone()[0] or 0
+        row = cursor.execute(self._TAIL).fetchone()
+        tail = (row[0], row[1]) if row is not None else (0, "")
         stored: dict[str, RecordedEvent] = {}
         for start in range(0, len(event_ids), 500):
             ids = event_ids[start:start + 500]
@@ -132,7 +160,7 @@ class SQLite:
                 record = decode_row(row)
                 stored[record.event_id] = record
         cursor.close()
-        return heads, position, stored
+        return heads, tail, stored
 
     def write_records(self, conn: Connection, rows: list[Row], heads: list[StreamHead],
                       position: int) -> None:
@@ -250,6 +278,11 @@ class SQLiteTextIndex:
                                  f"WHERE {where}"), params)
         conn.execute(sa.text(f"DELETE FROM {self.table.name} WHERE {where}"), params)
 
+    def forget(self, conn: Connection) -> None:
+        # A delete only adds a tombstone: the words stay in the older segments until they
+        # are merged. 'optimize' merges them all (work in the size of the whole index).
+        conn.exec_driver_sql(f"INSERT INTO {self.name} ({self.name}) VALUES ('optimize')")
+
     def dump(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
         """Which rows the index holds and how many hold each term."""
         rowids = conn.exec_driver_sql(f"SELECT rowid FROM {self.name} ORDER BY rowid").all()
@@ -285,7 +318,8 @@ class SQLiteScan:
     def _read(self, after: int, limit: int) -> list[RecordedEvent]:
         if self._conn is None:
             self._conn = sqlite3.connect(self._path, check_same_thread=False)
-        return decode_rows(self._conn.execute(self._SELECT, (after, limit)).fetchall())
+        return decode_rows(self._conn.execute(self._SELECT, (after, limit)).fetchall(),
+                           tolerant=True)
 
     async def read(self, after: int, limit: int) -> list[RecordedEvent]:
         loop = asyncio.get_running_loop()

@@ -96,3 +96,47 @@ async def test_audit_fails_on_altered_projection_rows_and_rebuild_repairs_them(
     again = {r["id"]: r for r in ok_json("sessions", db=store_url)}
     assert again[target["id"]]["state"] == target["state"]
     assert again[target["id"]]["status"] == "active"
+
+
+async def test_digest_then_audit_digest_catches_what_only_an_anchor_can(
+        store_url: str, backend: str) -> None:
+    ok(*SMALL_DEMO, db=store_url)
+    printed = ok("digest", db=store_url).stdout.strip().splitlines()
+    digest = printed[-1]
+    position = int(digest.split(":")[0])
+    assert position > 0 and len(digest.split(":")[1]) == 64
+    assert ok_json("digest", db=store_url)["digest"] == digest
+    assert ok_json("audit", "--digest", digest, db=store_url)["ok"] is True
+
+    # The attacker removes the last event and its bookkeeping, then rebuilds: nothing in
+    # the database disagrees any more, but the log no longer extends the digest.
+    (app, user, session, version), = await _fetch(
+        store_url, "SELECT app_name, user_id, session_id, version FROM ss_events "
+                   f"WHERE position = {position}")
+    (previous,), = await _fetch(store_url, "SELECT hash FROM ss_events WHERE session_id = "
+                                           f"'{session}' AND version = {version - 1}")
+    drops = [(statement, {}) for statement in _DROP_TRIGGERS[backend]]
+    await _execute(store_url, [*drops, (f"DELETE FROM ss_events WHERE position = {position}",
+                                        {}),
+                               ("UPDATE ss_streams SET version = :v, hash = :h WHERE "
+                                "session_id = :s", {"v": version - 1, "h": previous,
+                                                    "s": session})])
+    ok("rebuild", db=store_url)
+    report = cli("audit", "--json", "--digest", digest, db=store_url)
+    assert report.returncode == 1, (report.stdout, report.stderr)
+    assert any("removed from its end" in p for p in json.loads(report.stdout)["problems"])
+    wrong = cli("audit", "--digest", "not-a-digest", db=store_url)
+    assert wrong.returncode == 2 and "not a log digest" in wrong.stderr
+
+
+async def test_audit_reports_an_undecodable_payload_with_exit_1(store_url: str,
+                                                                backend: str) -> None:
+    ok(*SMALL_DEMO, db=store_url)
+    (position,), = await _fetch(store_url, "SELECT max(position) FROM ss_events WHERE "
+                                           "type = 'MessageAppended'")
+    drops = [(statement, {}) for statement in _DROP_TRIGGERS[backend]]
+    await _execute(store_url, [*drops, ("UPDATE ss_events SET data = :d WHERE position = :p",
+                                        {"d": b"{broken", "p": position})])
+    report = _failed(store_url)
+    assert any(f"position {position}" in p and "does not decode" in p
+               for p in report["problems"]), report

@@ -23,7 +23,7 @@ from session_store.domain.events import (
     StateChanged,
     Usage,
 )
-from session_store.domain.validation import MAX_ID_LENGTH
+from session_store.domain.validation import MAX_ID_BYTES
 from session_store.errors import ConcurrencyError, InvalidEvent, StoreUnavailable
 from session_store.log import ANY, NO_STREAM
 from session_store.log.eventlog import READ_BATCH, EventLog
@@ -294,18 +294,18 @@ async def test_tuples_are_stored_as_lists(log: EventLog) -> None:
 
 @pytest.mark.parametrize("where", ["app_name", "user_id", "session_id", "event_id"])
 async def test_over_long_ids_are_refused(log: EventLog, where: str) -> None:
-    long_id = "x" * (MAX_ID_LENGTH + 1)
+    long_id = "x" * (MAX_ID_BYTES + 1)
     parts = {"app_name": "app", "user_id": "user", "session_id": "s"}
     ids: list[str | None] | None = None
     if where == "event_id":
         ids = [long_id]
     else:
         parts[where] = long_id
-    with pytest.raises(InvalidEvent, match=str(MAX_ID_LENGTH)):
+    with pytest.raises(InvalidEvent, match=str(MAX_ID_BYTES)):
         await log.append(SessionKey(**parts), [state(a=1)], event_ids=ids)
     assert await count_rows(log) == 0
     # The limit itself is fine.
-    ok = "y" * MAX_ID_LENGTH
+    ok = "y" * MAX_ID_BYTES
     await log.append(SessionKey(ok, ok, ok), [state(a=1)], event_ids=[ok])
 
 
@@ -484,8 +484,8 @@ async def test_reads_upcast_old_rows_among_current_ones(log: EventLog) -> None:
     async with log.db.engine.begin() as conn:  # a row as an older release wrote it
         await conn.execute(sa.text(
             "INSERT INTO ss_events (position, app_name, user_id, session_id, version, type, "
-            "schema, data, event_id, recorded_at, hash) VALUES (100, 'app', 'user', 'legacy', 1, "
-            "'InteractionTracked', 1, :data, 'old-1', 1.0, 'x')"),
+            "schema, data, event_id, recorded_at, hash, anchor) VALUES (100, 'app', 'user', "
+            "'legacy', 1, 'InteractionTracked', 1, :data, 'old-1', 1.0, 'x', '')"),
             {"data": b'{"type":"InteractionTracked","prompt_tokens":7}'})
     await log.append(KEY, [InteractionTracked(tokens_in=3)])
     saved = dict(vocabulary._upcasters)

@@ -8,8 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from session_store.domain.events import PayloadErased, ScopePurged, SessionKey
-from session_store.errors import SchemaError
+from session_store.errors import InvalidEvent, SchemaError, StoreUnavailable
+from session_store.log.eventlog import EventLog
+from session_store.storage.codec import anchor_hash
 from session_store.storage.schema import SCHEMA_VERSION
+from session_store.store import open_store
 from tests.kit import KEY, count_rows, message, opened_log, read_all, state
 
 
@@ -120,3 +123,71 @@ async def test_a_read_connection_returned_uncommitted_holds_no_transaction(
                 "SELECT count(*) FROM ss_meta WHERE key = 'left-open'"))).scalar()
         assert left == 0
         assert await count_rows(log) == 2
+
+
+async def _as_schema_1(log: EventLog) -> None:
+    """Turn the store back into what schema 1 wrote: no anchor column, version 1."""
+    drops = ([f"DROP TRIGGER IF EXISTS {name}" for name in ("ss_events_no_update",
+                                                           "ss_events_no_delete")]
+             if log.db.dialect.name == "sqlite" else
+             ["DROP TRIGGER IF EXISTS ss_events_no_change ON ss_events"])
+    async with log.db.engine.begin() as conn:
+        for statement in [*drops, "ALTER TABLE ss_events DROP COLUMN anchor",
+                          "UPDATE ss_meta SET value = '1' WHERE key = 'schema_version'"]:
+            await conn.execute(sa.text(statement))
+
+
+@pytest.mark.parametrize("hash_key", [None, b"a key of at least sixteen bytes"])
+async def test_a_schema_1_store_upgrades_in_place_and_anchors_its_events_forward(
+        store_url: str, hash_key: bytes | None) -> None:
+    async with open_store(store_url) as store:
+        for n in range(5):
+            session = await store.create_session(app_name="app", user_id="u", state={"n": n})
+            await store.add_message(session, "user", f"message {n}")
+        before = await read_all(store.log)
+        expected, previous = [], ""
+        for record in before:
+            previous = anchor_hash(previous, record.position, record.hash, hash_key)
+            expected.append(previous)
+        await _as_schema_1(store.log)
+    async with open_store(store_url, hash_key=hash_key) as store:
+        assert await read_all(store.log) == before
+        async with store.db.engine.connect() as conn:
+            anchors = [row[0] for row in await conn.execute(sa.text(
+                "SELECT anchor FROM ss_events ORDER BY position"))]
+            version = (await conn.execute(sa.text(
+                "SELECT value FROM ss_meta WHERE key = 'schema_version'"))).scalar_one()
+        assert anchors == expected and int(version) == SCHEMA_VERSION
+        assert store.log.prepared.keyed_from == (1 if hash_key else None)
+        report = await store.verify()
+        assert report.ok, report.problems
+        assert report.digest == await store.digest() == (len(before), expected[-1])
+        await store.add_message(await store.create_session(app_name="app", user_id="u"),
+                                "user", "after the upgrade")
+        assert (await store.verify()).ok
+
+
+async def test_a_keyed_store_refuses_to_open_without_its_key_or_with_another(
+        store_url: str) -> None:
+    async with open_store(store_url, hash_key="the key the store was made with"):
+        pass
+    with pytest.raises(StoreUnavailable, match="SESSION_STORE_HASH_KEY"):
+        async with open_store(store_url):
+            pass
+    with pytest.raises(StoreUnavailable, match="does not match"):
+        async with open_store(store_url, hash_key="another key, also long enough"):
+            pass
+    with pytest.raises(InvalidEvent, match="at least 16 bytes"):
+        async with open_store(store_url, hash_key="short"):
+            pass
+
+
+async def test_keying_an_unkeyed_store_starts_at_its_next_position(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        session = await store.create_session(app_name="app", user_id="u")
+        await store.add_message(session, "user", "before the key")
+        last = await store.last_position()
+    async with open_store(store_url, hash_key=b"now keyed from here on, 16+") as store:
+        assert store.log.prepared.keyed_from == last + 1
+        await store.add_message(session, "user", "after the key")
+        assert (await store.verify()).ok
