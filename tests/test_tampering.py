@@ -266,3 +266,36 @@ async def test_an_undecodable_event_is_set_aside_and_the_read_models_go_on(
         problems = (await store.verify()).problems
         _has(problems, f"position {position}", "does not decode")
         _has(problems, "quarantined", str(position))
+
+
+_WEAKENED = {
+    "sqlite": ["DROP TRIGGER ss_events_no_delete",
+               "CREATE TRIGGER ss_events_no_delete BEFORE DELETE ON ss_events "
+               "WHEN 0 BEGIN SELECT RAISE(ABORT, 'ss_events is append-only'); END",
+               "CREATE TRIGGER ss_events_spy AFTER INSERT ON ss_events BEGIN SELECT 1; END"],
+    "postgresql": ["ALTER TABLE ss_events DISABLE TRIGGER ss_events_no_change",
+                   "CREATE FUNCTION ss_spy() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RETURN NEW; END $$",
+                   "CREATE TRIGGER ss_events_spy AFTER INSERT ON ss_events "
+                   "FOR EACH ROW EXECUTE FUNCTION ss_spy()"],
+}
+
+
+async def test_weakened_triggers_and_a_foreign_one_are_found_and_put_right(
+        filled: tuple[str, list[SessionKey]], backend: str) -> None:
+    url, _ = filled
+    engine = create_async_engine(resolve_url(url))
+    try:
+        async with engine.begin() as conn:
+            for statement in _WEAKENED[backend]:
+                await conn.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+    problems = await _audit(url, rebuild=False)
+    weakened = "ss_events_no_delete was altered" if backend == "sqlite" else \
+        "ss_events_no_change is disabled"
+    _has(problems, "when the store opened", weakened)
+    _has(problems, "unexpected trigger ss_events_spy")
+    async with open_store(url) as store:  # its own triggers whole again, the foreign one kept
+        problems = (await store.verify()).problems
+    assert problems == ["unexpected trigger ss_events_spy on ss_events"], problems

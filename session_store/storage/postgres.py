@@ -74,7 +74,7 @@ _TRIGGERS = (
         "EXECUTE FUNCTION ss_events_guard()")),
 )
 _FOUND_TRIGGERS = (
-    "SELECT t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+    "SELECT t.tgname, t.tgenabled::text, pg_get_triggerdef(t.oid) FROM pg_trigger t "
     "WHERE t.tgrelid = 'ss_events'::regclass AND NOT t.tgisinternal"
 )
 _FOUND_GUARD = "SELECT prosrc FROM pg_proc WHERE proname = 'ss_events_guard'"

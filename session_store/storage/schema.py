@@ -127,7 +127,9 @@ def prepare(conn: Connection, dialect: Dialect, key: bytes | None = None) -> Pre
         found += 1
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(found)))
         log.warning("session_store.schema_upgraded", to_version=found)
-    prepared.repaired = dialect.trigger_problems(conn)
+    # A trigger of someone else's is reported by the audit, never dropped: it may be theirs.
+    prepared.repaired = [problem for problem in dialect.trigger_problems(conn)
+                         if not problem.startswith("unexpected trigger")]
     if prepared.repaired:
         log.warning("session_store.triggers_restored", problems=prepared.repaired)
         _install_triggers(conn, dialect)
