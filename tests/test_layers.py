@@ -16,7 +16,8 @@ PACKAGES = ("session_store", "projections")
 MAX_LINES = 400
 
 LAYERS = (
-    ("session_store.errors", "session_store.gc_pause", "session_store.logs"),
+    ("session_store.errors", "session_store.gc_pause", "session_store.logs",
+     "session_store.futures"),
     ("session_store.domain",),
     ("session_store.storage",),
     ("session_store.log",),

@@ -14,6 +14,7 @@ from sqlalchemy.util import await_only as await_
 
 from session_store.domain.events import RecordedEvent
 from session_store.errors import StoreUnavailable
+from session_store.futures import settle
 from session_store.log.batching import (
     MAX_BATCH_COMMITS,
     Attempt,
@@ -23,7 +24,7 @@ from session_store.log.batching import (
     StreamCache,
     write_with_retry,
 )
-from session_store.log.writers import Pending, closed_error, log, settle
+from session_store.log.writers import Pending, closed_error, log
 from session_store.storage.postgres import BEGIN_LOCKED, WRITE_LOCK_HELD
 
 

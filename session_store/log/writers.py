@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from session_store.domain.events import RecordedEvent
 from session_store.errors import StoreUnavailable
+from session_store.futures import settle
 from session_store.log.batching import (
     MAX_BATCH_COMMITS,
     Attempt,
@@ -39,16 +40,6 @@ log = get_logger(__name__)
 
 def closed_error() -> StoreUnavailable:
     return StoreUnavailable("the store is closed: open it again to append")
-
-
-def settle(future: asyncio.Future[Any], result: Any) -> None:
-    """Hand `result` (a value, or an exception to raise) to the future's awaiter."""
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
 
 
 def _tell(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from session_store.errors import StoreUnavailable
+from session_store.futures import settle
 from session_store.storage import postgres, sqlite
 from session_store.storage.dialect import Dialect
 
@@ -100,7 +101,7 @@ class _Reader:
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     result = error
                 with contextlib.suppress(RuntimeError):  # the caller's loop has closed
-                    loop.call_soon_threadsafe(_settle, future, result)
+                    loop.call_soon_threadsafe(settle, future, result)
                 # Hold nothing until the next call: an idle reader would keep its last
                 # result (a page of rows) alive.
                 del call, function, args, future, loop, result
@@ -120,15 +121,6 @@ class _Reader:
 
 _Call = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]",
               asyncio.AbstractEventLoop]
-
-
-def _settle(future: asyncio.Future[Any], result: Any) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
 
 
 class PointReaders:
