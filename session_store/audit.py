@@ -55,7 +55,10 @@ def anchor_key(given: str | bytes | None) -> bytes | None:
     if given is None:
         return None
     if isinstance(given, str):
-        given = given.encode("utf-8", "surrogatepass")
+        try:  # surrogateescape: the bytes of an environment variable that is not UTF-8
+            given = given.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise InvalidEvent("hash_key holds a lone surrogate: give it as bytes") from None
     if not isinstance(given, bytes) or len(given) < 16:
         raise InvalidEvent("hash_key must be a str or bytes of at least 16 bytes "
                            f"(or set ${HASH_KEY_VARIABLE})")

@@ -177,8 +177,12 @@ async def test_a_keyed_store_refuses_to_open_without_its_key_or_with_another(
     with pytest.raises(StoreUnavailable, match="does not match"):
         async with open_store(store_url, hash_key="another key, also long enough"):
             pass
-    with pytest.raises(InvalidEvent, match="at least 16 bytes"):
-        async with open_store(store_url, hash_key="short"):
+    for wrong in ("short", 12345678901234567890, ["a list of", "sixteen bytes"]):
+        with pytest.raises(InvalidEvent, match="at least 16 bytes"):
+            async with open_store(store_url, hash_key=wrong):
+                pass
+    with pytest.raises(InvalidEvent, match="lone surrogate"):
+        async with open_store(store_url, hash_key="sixteen chars or more \ud800"):
             pass
 
 
@@ -190,4 +194,18 @@ async def test_keying_an_unkeyed_store_starts_at_its_next_position(store_url: st
     async with open_store(store_url, hash_key=b"now keyed from here on, 16+") as store:
         assert store.log.prepared.keyed_from == last + 1
         await store.add_message(session, "user", "after the key")
+        assert (await store.verify()).ok
+
+
+async def test_the_hash_key_comes_from_the_environment_when_not_given(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSION_STORE_HASH_KEY", "kept in the environment, not the db")
+    async with open_store(store_url) as store:
+        assert store.log.prepared.keyed_from == 1
+        await store.create_session(app_name="app", user_id="u")
+    monkeypatch.delenv("SESSION_STORE_HASH_KEY")
+    with pytest.raises(StoreUnavailable, match="SESSION_STORE_HASH_KEY"):
+        async with open_store(store_url):
+            pass
+    async with open_store(store_url, hash_key="kept in the environment, not the db") as store:
         assert (await store.verify()).ok
