@@ -152,15 +152,16 @@ class ScopePurged(Payload, frozen=True):
     reason: str | None = None
 
 
-class TypedValue(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class TypedValue(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A value as a framework's serializer typed it: its type tag and its bytes (stored as
-    base64 in the log's JSON, read back as the same bytes)."""
+    base64 in the log's JSON, read back as the same bytes). This and the other parts of the
+    checkpoint events are JSON arrays, not objects: a long thread holds many of them."""
 
     type: str
     value: bytes
 
 
-class ChannelValue(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class ChannelValue(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A graph channel's value at one version (`CheckpointSaved.values`)."""
 
     channel: str
@@ -184,7 +185,7 @@ class CheckpointSaved(Payload, frozen=True, kw_only=True):
     run_id: str | None = None
 
 
-class PendingWrite(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class PendingWrite(msgspec.Struct, frozen=True, array_like=True, gc=False):
     idx: int
     channel: str
     value: TypedValue
@@ -200,9 +201,9 @@ class PendingWritesSaved(Payload, frozen=True, kw_only=True):
     writes: list[PendingWrite] = []
 
 
-class CheckpointRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    ns: str = ""
+class CheckpointRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
     checkpoint_id: str
+    ns: str = ""
 
 
 class CheckpointsRemoved(Payload, frozen=True):
