@@ -93,6 +93,19 @@ class Appending:
         return (await self._append(ref(session), [retracted],
                                    expected_version=expected_version))[0]
 
+    async def append_payloads(self, session: SessionRef, payloads: Sequence[Payload], *,
+                              expected_version: int | None = ANY) -> list[RecordedEvent]:
+        """Append payloads of the vocabulary as they are (the adapters' own event types, e.g.
+        LangGraph's checkpoints) in one transaction; `InvalidEvent` for anything else."""
+        if isinstance(payloads, Payload) or not payloads:
+            raise InvalidEvent("append_payloads takes a non-empty list of payloads")
+        for payload in payloads:
+            if not isinstance(payload, Payload):
+                raise InvalidEvent(f"not an event payload: {type(payload).__name__}")
+            if isinstance(payload, MessageAppended):
+                validation.check_event(payload.message)
+        return await self._append(ref(session), payloads, expected_version=expected_version)
+
     async def add_message(self, session: SessionRef, role: str, text: str | None = None,
                           **fields: Any) -> RecordedEvent:
         try:

@@ -9,6 +9,7 @@ objects. Every method is written out, with the async one's signature.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
@@ -67,6 +68,11 @@ class SyncSessionStore:
     def store(self) -> SessionStore:
         """The async store underneath (its methods must run on this store's loop)."""
         return self._store
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the async store runs on, in this store's background thread."""
+        return self._loop.loop
 
     @property
     def display_url(self) -> str:

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -94,3 +95,17 @@ async def store_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
 async def store(store_url: str) -> AsyncIterator[SessionStore]:
     async with open_store(store_url) as opened:
         yield opened
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The LangGraph conformance counts, in the output of every run that has them."""
+    lines: list[str] = []
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get(
+            "failed", []):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "langgraph_conformance" and value not in lines:
+                lines.append(value)
+    if lines:
+        terminalreporter.section("LangGraph conformance")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -4,13 +4,19 @@ every link to a file points at one in this repository."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from session_store.cli.main import build_parser
+from tests.conftest import require_pg
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
@@ -31,9 +37,38 @@ def test_python_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.Mon
                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SESSION_STORE_URL", raising=False)
-    code = compile(blocks("python")[index], f"README.md python block {index + 1}", "exec")
-    exec(code, {"__name__": "__readme__"})  # noqa: S102 - running our own documentation
+    block = blocks("python")[index]
+    code = compile(block, f"README.md python block {index + 1}", "exec")
+    with _pg_url_for(block, monkeypatch):
+        exec(code, {"__name__": "__readme__"})  # noqa: S102 - running our own documentation
     assert capsys.readouterr().out.strip(), "examples print what they show"
+
+
+@contextmanager
+def _pg_url_for(block: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A block that runs on PostgreSQL when $SESSION_STORE_PG_URL is set gets a fresh
+    database there (skipped as the PostgreSQL tests are when no server is found)."""
+    monkeypatch.delenv("SESSION_STORE_PG_URL", raising=False)
+    if "SESSION_STORE_PG_URL" not in block:
+        yield
+        return
+    server = require_pg()
+    name = f"ss_readme_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str, database: str = "postgres") -> object:
+        conn = await asyncpg.connect(f"{server}/{database}")
+        try:
+            return await conn.fetchval(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    monkeypatch.setenv("SESSION_STORE_PG_URL", f"{server}/{name}")
+    try:
+        yield
+        assert asyncio.run(admin("SELECT count(*) FROM ss_events", name)), "it used PostgreSQL"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_cli_examples_parse() -> None:

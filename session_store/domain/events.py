@@ -152,6 +152,67 @@ class ScopePurged(Payload, frozen=True):
     reason: str | None = None
 
 
+class TypedValue(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A value as a framework's serializer typed it: its type tag and its bytes (stored as
+    base64 in the log's JSON, read back as the same bytes). This and the other parts of the
+    checkpoint events are JSON arrays, not objects: a long thread holds many of them."""
+
+    type: str
+    value: bytes
+
+
+class ChannelValue(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A graph channel's value at one version (`CheckpointSaved.values`)."""
+
+    channel: str
+    version: str
+    value: TypedValue
+
+
+class CheckpointSaved(Payload, frozen=True, kw_only=True):
+    """A LangGraph checkpoint of this thread (`session_store.adapters.langgraph`).
+
+    `checkpoint` is the checkpoint without its channel values; `values` holds only the
+    channels whose version changed since the parent (the others are read from earlier
+    events of the stream), so a long thread does not grow quadratically."""
+
+    ns: str = ""
+    checkpoint_id: str
+    parent_id: str | None = None
+    checkpoint: TypedValue
+    metadata: TypedValue
+    values: list[ChannelValue] = []
+    run_id: str | None = None
+
+
+class PendingWrite(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    idx: int
+    channel: str
+    value: TypedValue
+
+
+class PendingWritesSaved(Payload, frozen=True, kw_only=True):
+    """One batch of a task's pending writes against checkpoint `checkpoint_id`."""
+
+    ns: str = ""
+    checkpoint_id: str
+    task_id: str
+    task_path: str = ""
+    writes: list[PendingWrite] = []
+
+
+class CheckpointRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    checkpoint_id: str
+    ns: str = ""
+
+
+class CheckpointsRemoved(Payload, frozen=True):
+    """Checkpoints (and their pending writes) no longer visible: a prune or a run deleted."""
+
+    checkpoints: list[CheckpointRef] = []
+    reason: str | None = None
+
+
 class PayloadErased(Payload, frozen=True):
     """What a purged event's payload reads as: only its original type survives."""
 
@@ -182,6 +243,9 @@ AnyPayload = (
     | SessionDeleted
     | SessionPurged
     | ScopePurged
+    | CheckpointSaved
+    | PendingWritesSaved
+    | CheckpointsRemoved
     | PayloadErased
 )
 
@@ -202,6 +266,9 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         SessionDeleted,
         SessionPurged,
         ScopePurged,
+        CheckpointSaved,
+        PendingWritesSaved,
+        CheckpointsRemoved,
         PayloadErased,
     )
 }

@@ -45,7 +45,8 @@ STATUS_AFTER = {"SessionArchived": ARCHIVED, "SessionReactivated": ACTIVE,
                 "SessionEnded": ENDED, "SessionExpired": EXPIRED}
 """Event types that set the status."""
 WAKES = frozenset({"MessageAppended", "StateChanged", "InteractionTracked", "MetadataChanged",
-                   "MessageRetracted", "HistoryCleared"})
+                   "MessageRetracted", "HistoryCleared", "CheckpointSaved",
+                   "PendingWritesSaved", "CheckpointsRemoved"})
 """Activity: it moves `last_update_time` and brings an expired session back."""
 
 

@@ -8,14 +8,21 @@ import pytest
 from session_store.domain.events import (
     PAYLOAD_TYPES,
     AnyPayload,
+    ChannelValue,
+    CheckpointRef,
+    CheckpointSaved,
+    CheckpointsRemoved,
     Event,
     InteractionTracked,
     MessageAppended,
     MetadataChanged,
+    PendingWrite,
+    PendingWritesSaved,
     ScopePurged,
     SessionCreated,
     SessionKey,
     StateChanged,
+    TypedValue,
     Usage,
 )
 
@@ -28,12 +35,22 @@ SAMPLES = [
     StateChanged(delta={"user:name": "Ada", "count": 2}),
     MetadataChanged(patch={"title": "t"}, merge=False),
     InteractionTracked(tokens_in=1, tokens_out=2, response_time=0.5, model="gpt"),
+    # A serializer's typed bytes (any byte, NUL and invalid UTF-8 included) read back as given.
+    CheckpointSaved(ns="sub", checkpoint_id="c2", parent_id="c1",
+                    checkpoint=TypedValue(type="msgpack", value=b"\x00\xff\x80abc"),
+                    metadata=TypedValue(type="msgpack", value=b"\x81"), run_id="r",
+                    values=[ChannelValue(channel="messages", version="2",
+                                         value=TypedValue(type="bytes", value=bytes(range(256))))]),
+    PendingWritesSaved(checkpoint_id="c2", task_id="t", task_path="~p",
+                       writes=[PendingWrite(idx=-3, channel="__interrupt__",
+                                            value=TypedValue(type="empty", value=b""))]),
+    CheckpointsRemoved(checkpoints=[CheckpointRef(checkpoint_id="c1")], reason="prune"),
 ]
 
 
 def test_every_payload_type_is_registered_under_its_class_name() -> None:
     assert all(name == cls.__name__ for name, cls in PAYLOAD_TYPES.items())
-    assert len(PAYLOAD_TYPES) == 15
+    assert len(PAYLOAD_TYPES) == 18
 
 
 def test_a_state_change_written_before_the_scope_link_still_decodes() -> None:
