@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 import structlog
 
-from session_store.cli import commands, figures
+from session_store.cli import commands, conversation, figures, upkeep
 from session_store.errors import SessionStoreError, StoreUnavailable
 from session_store.store import SessionStore, database_file, describe_url
 
@@ -33,7 +34,8 @@ COMMANDS: dict[str, Command] = {
     "rebuild": commands.rebuild,
     "analytics": commands.analytics, "export": commands.export,
     "import": commands.import_file, "import-adk": commands.import_adk,
-    "purge": commands.purge,
+    "purge": commands.purge, "show": conversation.show, "search": conversation.search,
+    "delete": upkeep.delete, "cleanup": upkeep.cleanup, "tail": upkeep.tail,
 }
 CREATES_DATABASE = frozenset({"demo", "import", "import-adk"})
 """Commands that may start from an empty database; the others refuse a missing file."""
@@ -53,15 +55,20 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="log what happens (info level; the default shows warnings only)")
     parser.add_argument("--debug", action="store_true", default=default(False),
                         help="debug logging, and tracebacks on errors")
+    parser.add_argument("--wide", action="store_true", default=default(False),
+                        help="tables as wide as their content, whatever the terminal")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="session-store",
+        prog="session-store", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="AI-agent conversations kept as an event log: write a demo, list, "
-                    "replay, audit, rebuild, analyse, export and import sessions.",
+                    "show, search, replay, follow, audit, rebuild, analyse, export, import, "
+                    "delete and purge sessions.",
         epilog="Exit codes: 0 ok, 1 a check failed, 2 a problem you can fix (the message "
                "says what), 3 a bug.")
+    parser.add_argument("--version", action="version",
+                        version=f"session-store {_version()}")
     _global_options(parser, top=True)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, top=False)
@@ -89,13 +96,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", help="only this app")
     p.add_argument("--user", help="only this user")
     p.add_argument("--status", choices=("active", "archived", "ended", "expired"))
-    p.add_argument("--limit", type=int, default=None, help="at most this many")
+    p.add_argument("--limit", type=positive, default=50,
+                   help="sessions per page (default 50)")
+    p.add_argument("--cursor", metavar="C", help="the page after the one that printed C")
+    p.add_argument("--all", action="store_true", help="every session, no paging")
 
     p = command("replay", "a session's conversation as a timeline, folded from the log")
     p.add_argument("session", metavar="SESSION", help="session id")
     owner(p)
     p.add_argument("--to-version", type=int, default=None, metavar="N",
                    help="stop after event N: the session as it was then")
+
+    p = command("show", "one conversation in full: every message whole (Markdown when "
+                        "piped, rich text on a terminal)")
+    p.add_argument("session", metavar="SESSION", help="session id")
+    owner(p)
+    p.add_argument("--format", choices=("md", "text", "json"), default=None,
+                   help="md (default when piped), text (default on a terminal) or json")
+
+    p = command("search", "messages containing every word of TEXT, newest first")
+    p.add_argument("text", metavar="TEXT", help="words to find (case and accents ignored)")
+    p.add_argument("--app", help="only this app")
+    p.add_argument("--user", help="only this user")
+    p.add_argument("--session", help="only this session id")
+    p.add_argument("--role", help="only messages of this role (user, assistant, tool, ...)")
+    p.add_argument("--since", metavar="WHEN",
+                   help="only messages since WHEN (ISO date or time, UTC; or epoch seconds)")
+    p.add_argument("--limit", type=positive, default=50, help="at most this many (default 50)")
+
+    p = command("delete", "delete a session: hidden everywhere, its id never reused (the log "
+                          "keeps its events; --purge erases their payloads)")
+    p.add_argument("session", metavar="SESSION", help="session id")
+    owner(p)
+    p.add_argument("--purge", action="store_true",
+                   help="also erase its payloads and the app:/user: values it wrote")
+
+    command("cleanup", "expire the active sessions idle past their own timeout")
+
+    p = command("tail", "follow the log live: one line per event as it commits (Ctrl-C "
+                        "stops; resume with --from-position)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--from-position", type=int, default=1, metavar="N",
+                       help="start at log position N (default 1: the whole log)")
+    where.add_argument("--from-now", action="store_true", help="only events from now on")
+    p.add_argument("--app", help="only this app's events")
+    p.add_argument("--limit", type=positive, default=None, help="stop after this many events")
 
     for name in ("audit", "verify"):
         p = command(name, "integrity check: every event decodes, hash chains and anchors, "
@@ -116,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("analytics", "tokens, messages and response times, with a histogram")
     p.add_argument("--by", choices=figures.GROUPINGS, default="app")
     p.add_argument("--app", help="only this app")
-    p.add_argument("--limit", type=int, default=50, help="table rows shown (default 50)")
+    p.add_argument("--limit", type=positive, default=50, help="table rows shown (default 50)")
 
     p = command("export", "a session's events as JSON Lines")
     p.add_argument("session", metavar="SESSION", help="session id")
@@ -135,6 +180,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True, help="the user to forget")
     p.add_argument("--app", required=True, help="the app the user is forgotten in")
     return parser
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (else a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("session-store")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def configure_logging(log_format: str, debug: bool, verbose: bool = False) -> None:
@@ -235,6 +299,15 @@ def _where(db: str | None) -> str:
         return str(db)
 
 
+def _closed_pipe() -> int:
+    """The reader went away (`| head`): end quietly, as `cat` does, with nothing more to
+    write; stdout goes to /dev/null so the interpreter's last flush does not complain."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format, args.debug, args.verbose)
@@ -244,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the one place errors become exit codes
+        if any(isinstance(cause, BrokenPipeError) for cause in _causes(error)):
+            return _closed_pipe()
         if args.debug:
             raise
         message = explain(error, args.db)
