@@ -238,7 +238,8 @@ def in_process(*args: str, db: str | None = None, width: int = 200) -> tuple[int
     import contextlib
     import io
 
-    from session_store.cli import main, render
+    from session_store.cli import render
+    from session_store.cli.main import main as run_main
 
     stdout, stderr = io.StringIO(), io.StringIO()
     saved = render.out
@@ -246,7 +247,7 @@ def in_process(*args: str, db: str | None = None, width: int = 200) -> tuple[int
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                code = main.main(_argv(args, db)[len(COMMAND):])
+                code = run_main(_argv(args, db)[len(COMMAND):])
             except SystemExit as stop:  # argparse: usage errors, --help, --version
                 code = stop.code if isinstance(stop.code, int) else 1
     finally:
