@@ -213,7 +213,7 @@ class Appending:
     async def _not_stored(self, key: SessionKey, exported: list[RecordedEvent]
                           ) -> list[RecordedEvent]:
         """The exported events of `key` its stream does not hold yet: all of them, none, or
-        the ones after those it holds (a session imported before and continued since)."""
+        the ones after those it holds (an export of a session that went on since)."""
         stored = {r.event_id async for r in self.log.read_stream(key)}
         if not stored:
             return exported
@@ -221,12 +221,11 @@ class Appending:
         count = sum(held)
         if count == len(exported):
             return []
-        if count and all(held[:count]):
-            return exported[count:]
-        what = (f"{count} of the {len(exported)} exported events, not as a prefix" if count
-                else "other events than the exported ones")
+        if not count or all(held[:count]):  # none (appended after the stored ones), or a
+            return exported[count:]            # prefix: the rest
         raise InvalidEvent(f"session {key.app_name}/{key.user_id}/{key.session_id} already "
-                           f"holds {what}: import it into another store")
+                           f"holds {count} of the {len(exported)} exported events, not as a "
+                           "prefix: import it into another store")
 
     async def _append(self, key: SessionKey, payloads: Sequence[Payload], *,
                       expected_version: int | None = ANY,
