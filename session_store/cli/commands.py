@@ -87,6 +87,7 @@ async def show_replay(store: SessionStore, key: SessionKey, *, to_version: int |
         f"{stats.messages} messages · {stats.interactions} model calls · "
         f"{stats.tokens_in:,} tokens in / {stats.tokens_out:,} out · "
         f"mean {render.ms(stats.mean_response_time)} · p95 {render.ms(stats.p95_response_time)}")
+    render.out.print(f"Every word of it: session-store show {key.session_id}", markup=False)
     return result
 
 

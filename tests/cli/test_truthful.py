@@ -94,7 +94,7 @@ def test_at_80_columns_no_id_or_number_is_cut(demo_url: str) -> None:
     chosen = rows[-1]["id"]
     replayed = json.loads(in_process("replay", chosen, "--json", db=demo_url)[1])
     code, timeline, _ = in_process("replay", chosen, db=demo_url, width=80)
-    assert code == 0
+    assert code == 0 and f"session-store show {chosen}" in timeline  # the full view
     _whole([chosen] + [str(t["version"]) for t in replayed["timeline"]]
            + [f"{t['tokens_in']:,}/{t['tokens_out']:,}" for t in replayed["timeline"]
               if "tokens_in" in t], timeline)
