@@ -7,9 +7,15 @@ does not pull in the facade, the database drivers or the projections.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+__version__ = "0.1.0"
+"""As in pyproject.toml (tests/test_version.py keeps them equal); a constant, so that
+`session-store --version` needs no importlib.metadata."""
+
+TYPE_CHECKING = False  # not `typing`'s: importing it costs `--help` a tenth of its start
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
+    from typing import Any
+
     from session_store.domain.events import Event, RecordedEvent, SessionKey, Usage
     from session_store.domain.snapshot import Session, SessionPage, SessionStatistics
     from session_store.errors import (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -48,6 +49,22 @@ from session_store.log.eventlog import EventLog
 from session_store.storage.database import Database
 
 SessionRef = Session | SessionKey | tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What `import_records` did: `events` read (of `sessions` sessions), `added` of them
+    new to this store (the rest were stored already), `sessions_added` sessions new."""
+
+    sessions: int
+    events: int
+    added: int
+    sessions_added: int
+
+    @property
+    def present(self) -> int:
+        """Events of the import that the store already held."""
+        return self.events - self.added
 
 
 class Appending:
@@ -165,13 +182,14 @@ class Appending:
             expired += 1
         return expired
 
-    async def import_records(self, records: Iterable[RecordedEvent]) -> int:
+    async def import_records(self, records: Iterable[RecordedEvent]) -> ImportReport:
         """Append the session streams of exported records, keeping their event ids: what
-        is already stored is not added again. Returns how many session events were read.
+        is already stored is not added again, so importing twice is a no-op.
 
         Payloads (message timestamps included) are kept as they were; `recorded_at`,
         positions and hashes are this log's own. Scope streams are not imported: the
-        sessions' own deltas write them again.
+        sessions' own deltas write them again (event ids `f"{event_id}:{scope}"`). A
+        stream whose stored events are a prefix of the exported ones gets the rest.
         """
         streams: dict[SessionKey, list[RecordedEvent]] = {}
         for record in records:
@@ -180,12 +198,16 @@ class Appending:
                                    f"{type(record).__name__}")
             if record.session_id:
                 streams.setdefault(record.key, []).append(record)
+        added = added_sessions = 0
         for key, found in streams.items():
             found.sort(key=lambda r: r.version)
-            appends = [self.log.prepare_append(key, [r.data for r in found],
-                                               event_ids=[r.event_id for r in found])]
+            missing = await self._not_stored(key, found)
+            if not missing:
+                continue
+            appends = [self.log.prepare_append(key, [r.data for r in missing],
+                                               event_ids=[r.event_id for r in missing])]
             by_stream: dict[SessionKey, list[tuple[str, dict[str, Any]]]] = {}
-            for record in found:
+            for record in missing:
                 for stream, shared in shared_deltas(key, delta_of(record.data)):
                     by_stream.setdefault(stream, []).append((record.event_id, shared))
             for stream, changes in by_stream.items():
@@ -193,8 +215,30 @@ class Appending:
                 appends.append(self.log.prepare_append(
                     stream, [shared_change(key, stream, d) for _, d in changes],
                     event_ids=[f"{event_id}:{scope}" for event_id, _ in changes]))
-            await self._commit(appends)
-        return sum(len(found) for found in streams.values())
+            sent = {id(payload) for payload in appends[0].payloads}
+            fresh = sum(id(r.data) in sent for r in await self._commit(appends))
+            added += fresh
+            added_sessions += bool(fresh) and len(missing) == len(found)
+        read = sum(len(found) for found in streams.values())
+        return ImportReport(sessions=len(streams), events=read, added=added,
+                            sessions_added=added_sessions)
+
+    async def _not_stored(self, key: SessionKey, exported: list[RecordedEvent]
+                          ) -> list[RecordedEvent]:
+        """The exported events of `key` its stream does not hold yet: all of them, none, or
+        the ones after those it holds (an export of a session that went on since)."""
+        stored = {r.event_id async for r in self.log.read_stream(key)}
+        if not stored:
+            return exported
+        held = [r.event_id in stored for r in exported]
+        count = sum(held)
+        if count == len(exported):
+            return []
+        if not count or all(held[:count]):  # none (appended after the stored ones), or a
+            return exported[count:]            # prefix: the rest
+        raise InvalidEvent(f"session {key.app_name}/{key.user_id}/{key.session_id} already "
+                           f"holds {count} of the {len(exported)} exported events, not as a "
+                           "prefix: import it into another store")
 
     async def _append(self, key: SessionKey, payloads: Sequence[Payload], *,
                       expected_version: int | None = ANY,

@@ -45,7 +45,13 @@ from session_store.log import NO_STREAM
 from session_store.log.eventlog import EventLog
 from session_store.replay import replay_session
 from session_store.storage import failures
-from session_store.storage.database import Database, Durability, connect, resolve_url
+from session_store.storage.database import (
+    Database,
+    Durability,
+    connect,
+    resolve_url,
+    shown_url,
+)
 
 
 class SessionStore(Appending):
@@ -96,7 +102,8 @@ class SessionStore(Appending):
             raise StoreUnavailable(f"cannot open {db.display_url}: {error}") from None
         except Exception as error:
             await db.dispose()
-            failed = failures.unavailable(error, db.url.database or "", "the store was not opened")
+            failed = (failures.unavailable(error, db.display_url, "the store was not opened")
+                      or failures.server_unavailable(error, db.display_url))
             if failed is None:
                 raise
             raise failed from None
@@ -370,7 +377,8 @@ def database_file(url: str | None) -> Path | None:
 
 def describe_url(url: str | None) -> str:
     """`url` as the store resolves it, password hidden."""
-    return resolve_url(url).render_as_string(hide_password=True)
+    resolve_url(url)  # StoreUnavailable for a URL no store can open
+    return shown_url(url)
 
 
 def open_store(url: str | None = None, **settings: Any) -> _Opening:

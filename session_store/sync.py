@@ -21,7 +21,7 @@ from projections.health import Health
 from projections.history import History, Message
 from projections.rebuild import Progress, RebuildReport
 from projections.users import Users, UserSession, UserSummary
-from session_store.appending import SessionRef
+from session_store.appending import ImportReport, SessionRef
 from session_store.audit import Report
 from session_store.domain.events import Event, RecordedEvent, SessionKey
 from session_store.domain.snapshot import Session, SessionPage
@@ -201,7 +201,7 @@ class SyncSessionStore:
     def cleanup_expired_sessions(self) -> int:
         return self._loop.run(self._store.cleanup_expired_sessions())
 
-    def import_records(self, records: Iterable[RecordedEvent]) -> int:
+    def import_records(self, records: Iterable[RecordedEvent]) -> ImportReport:
         return self._loop.run(self._store.import_records(records))
 
     # --- the log ---------------------------------------------------------------------------

@@ -229,3 +229,27 @@ def ok(*args: str, db: str | None = None, **kwargs: Any) -> subprocess.Completed
 
 def ok_json(*args: str, db: str | None = None) -> Any:
     return json.loads(ok(*args, "--json", db=db).stdout)
+
+
+def in_process(*args: str, db: str | None = None, width: int = 200) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `session-store ARGS` run in this process, its tables
+    `width` columns wide and stdout not a terminal: for what a subprocess proves nothing
+    more about (the console script itself is run by `cli`)."""
+    import contextlib
+    import io
+
+    from session_store.cli import render
+    from session_store.cli.main import main as run_main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved = render.out
+    render.out = render.new_console(width=width)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = run_main(_argv(args, db)[len(COMMAND):])
+            except SystemExit as stop:  # argparse: usage errors, --help, --version
+                code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        render.out = saved
+    return code, stdout.getvalue(), stderr.getvalue()

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from session_store import (
     SessionClosed,
     SessionKey,
     SessionNotFound,
+    open_store,
 )
 from session_store.storage.schema import events
 from session_store.store import SessionStore
@@ -319,5 +321,26 @@ async def test_find_sessions_and_import_records_refuse_bad_input(store: SessionS
         await store.import_records([{"type": "SessionCreated"}])  # type: ignore[list-item]
     assert await store.count_events() == before
     exported = [record async for record in store.read_stream(("a", "u", "s"))]
-    assert await store.import_records(exported) == 1  # already there: nothing added
+    report = await store.import_records(exported)
+    assert (report.events, report.added, report.present) == (1, 0, 1)  # nothing added
     assert await store.count_events() == before
+
+
+async def test_import_adds_what_a_continued_session_added_since(store: SessionStore,
+                                                               tmp_path: Path) -> None:
+    session = await store.create_session(app_name="a", user_id="u", session_id="s")
+    await store.add_message(session, "user", "one", state_delta={"app:k": 1})
+    early = [record async for record in store.read_stream(session)]
+    await store.add_message(session, "user", "two", state_delta={"user:k": 2})
+    later = [record async for record in store.read_stream(session)]
+    async with open_store(str(tmp_path / "other.db")) as other:
+        first = await other.import_records(early)
+        assert (first.added, first.present, first.sessions_added) == (2, 0, 1)
+        second = await other.import_records(later)
+        assert (second.events, second.added, second.present) == (3, 1, 2)
+        assert second.sessions_added == 0
+        again = await other.import_records(later)
+        assert (again.added, again.present) == (0, 3)
+        copied = await other.get_session(app_name="a", user_id="u", session_id="s")
+        assert copied is not None and dict(copied.state) == {"app:k": 1, "user:k": 2}
+        assert (await other.verify()).ok

@@ -33,14 +33,25 @@ log = structlog.get_logger("session_store.cli")
 
 
 async def sessions(store: SessionStore, args: argparse.Namespace) -> int:
-    found = await lookup.all_sessions(store, app_name=args.app, user_id=args.user,
-                                      status=args.status, limit=args.limit)
+    if args.all:
+        found = await lookup.all_sessions(store, app_name=args.app, user_id=args.user,
+                                          status=args.status)
+        following = None
+    else:
+        found, following = await lookup.page_of_sessions(
+            store, app_name=args.app, user_id=args.user, status=args.status,
+            limit=args.limit, cursor=args.cursor)
     if args.json:
         render.print_json([render.session_summary(s) for s in found])
+        if following is not None:  # stdout stays the list; where the next page starts
+            render.err.print(f"next page: --cursor {following}", markup=False)
     elif not found:
         render.out.print("No sessions match. (`session-store demo` writes some.)")
     else:
-        render.out.print(render.sessions_table(found, f"Sessions ({len(found)})"))
+        render.sessions_table(found, f"Sessions ({len(found)})", wide=args.wide)
+        if following is not None:
+            render.out.print(f"More: session-store sessions --cursor {following} (or --all)",
+                             markup=False)
     return 0
 
 
@@ -50,29 +61,33 @@ async def resolve(store: SessionStore, args: argparse.Namespace) -> SessionKey:
 
 async def replay(store: SessionStore, args: argparse.Namespace) -> int:
     key = await resolve(store, args)
-    await show_replay(store, key, to_version=args.to_version, as_json=args.json)
+    await show_replay(store, key, to_version=args.to_version, as_json=args.json,
+                      wide=args.wide)
     return 0
 
 
 async def show_replay(store: SessionStore, key: SessionKey, *, to_version: int | None,
-                      as_json: bool) -> dict[str, Any]:
+                      as_json: bool, wide: bool = False) -> dict[str, Any]:
     if to_version is not None and to_version < 1:
         raise InvalidEvent(f"--to-version must be 1 or more, not {to_version}")
-    session = await store.replay(key, to_version=to_version)
     records = [r async for r in store.read_stream(key, to_version=to_version)]
+    if to_version is not None and records and records[-1].version < to_version:
+        to_version = None  # past the last event: the whole session, as it is now
+    session = await store.replay(key, to_version=to_version)
     rows = render.timeline_rows(records)
     result = {"session": render.session_summary(session), "timeline": rows,
               "statistics": _statistics(session)}
     if as_json:
         render.print_json(result)
         return result
-    render.out.print(render.timeline_table(session, rows))
-    render.out.print(render.state_table(session))
+    render.timeline_table(session, rows, wide=wide)
+    render.state_table(session, wide=wide)
     stats = session.statistics()
     render.out.print(
         f"{stats.messages} messages · {stats.interactions} model calls · "
         f"{stats.tokens_in:,} tokens in / {stats.tokens_out:,} out · "
         f"mean {render.ms(stats.mean_response_time)} · p95 {render.ms(stats.p95_response_time)}")
+    render.out.print(f"Every word of it: session-store show {key.session_id}", markup=False)
     return result
 
 
@@ -163,7 +178,7 @@ async def analytics(store: SessionStore, args: argparse.Namespace) -> int:
     if args.json:
         render.print_json(found.as_json())
     else:
-        show_analytics(found, limit=args.limit)
+        show_analytics(found, limit=args.limit, wide=args.wide)
     return 0
 
 
@@ -177,12 +192,13 @@ async def catch_up(store: SessionStore, timeout: float, hint: str) -> None:
         log.warning("projections.behind", position=last, waited=timeout, hint=hint)
 
 
-def show_analytics(found: figures.Figures, *, limit: int | None = 50) -> None:
+def show_analytics(found: figures.Figures, *, limit: int | None = 50,
+                   wide: bool = False) -> None:
     if not found.rows:
         render.out.print("No sessions to analyse.")
         return
     shown = found.rows if limit is None else found.rows[:limit]
-    render.out.print(render.analytics_table(found.by, figures.KEYS[found.by], shown))
+    render.analytics_table(found.by, figures.KEYS[found.by], shown, wide=wide)
     if len(shown) < len(found.rows):
         render.out.print(f"… {len(found.rows) - len(shown)} more rows (--limit, or --json for "
                          "all)")
@@ -227,10 +243,11 @@ async def import_file(store: SessionStore, args: argparse.Namespace) -> int:
     """Append the exported streams of FILE; ids are kept, so importing twice changes nothing
     (see `SessionStore.import_records`)."""
     records = list(_read_records(args.file))
-    streams = len({r.key for r in records if r.session_id})
-    imported = await store.import_records(records)
-    render.result({"streams": streams, "events": imported},
-                  f"Imported {imported:,} events of {streams} session(s) from {args.file}",
+    report = await store.import_records(records)
+    text = (f"Imported {args.file}: {report.added:,} events added, {report.present:,} already "
+            f"present ({report.events:,} read, of {report.sessions} session(s); "
+            f"{report.sessions_added} new)")
+    render.result({**dataclasses.asdict(report), "present": report.present}, text,
                   as_json=args.json)
     return 0
 
@@ -281,14 +298,19 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
                         (plan.turns, "--turns"), (plan.concurrency, "--concurrency")):
         if value < 1:
             raise InvalidEvent(f"{what} must be 1 or more, not {value}")
-    before = await store.count_events()
+    written = 0
+
+    def count(record: RecordedEvent) -> None:  # what this demo wrote, not other writers
+        nonlocal written
+        written += 1
+
+    store.on("*", count)
     started = time.perf_counter()
     with render.progress("conversations", plan.sessions * plan.turns,
                          enabled=not args.json) as bar:
         demos = await demo_module.run(store, plan,
                                       lambda: render.advance(bar, 1, started, "turns"))
     elapsed = time.perf_counter() - started
-    written = await store.count_events() - before
     log.info("demo.written", events=written, sessions=len(demos), seconds=round(elapsed, 2),
              events_per_second=round(written / elapsed) if elapsed else None)
     ours = [d for d in demos if d.fate != "deleted"]
@@ -310,7 +332,7 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     out = render.out
     out.print(f"Wrote [bold]{written:,}[/bold] events for {len(demos)} sessions of "
-              f"{plan.users} users in {elapsed:.2f}s "
+              f"{len({d.key.user_id for d in demos})} users in {elapsed:.2f}s "
               f"({written / elapsed if elapsed else 0:,.0f} events/s) to {store.display_url}")
     out.print(", ".join(f"{sid}: {fate}" for sid, fate in fates.items()) or "")
     out.print(Rule("What the store now knows"))

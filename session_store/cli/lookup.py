@@ -7,9 +7,12 @@ terminal often knows only a session id: `SessionStore.find_sessions` and
 
 from __future__ import annotations
 
+import base64
+import json
+
 from session_store.domain.events import SessionKey
 from session_store.domain.snapshot import Session
-from session_store.errors import SessionNotFound
+from session_store.errors import InvalidEvent, SessionNotFound
 from session_store.store import SessionStore
 
 
@@ -49,3 +52,41 @@ async def all_sessions(store: SessionStore, *, app_name: str | None = None,
                 break
             cursor = page.next_cursor
     return sessions if limit is None else sessions[:limit]
+
+
+async def page_of_sessions(store: SessionStore, *, app_name: str | None = None,
+                           user_id: str | None = None, status: str | None = None,
+                           limit: int = 50, cursor: str | None = None
+                           ) -> tuple[list[Session], str | None]:
+    """One page of visible sessions across apps (app by app), and the cursor of the next
+    page (None after the last). The cursor names the app and the store's own cursor in it."""
+    apps = [app_name] if app_name is not None else await store.app_names()
+    start, inner = _decode_cursor(cursor) if cursor else (apps[0] if apps else "", None)
+    apps = [app for app in apps if app >= start]
+    sessions: list[Session] = []
+    for index, app in enumerate(apps):
+        page = await store.list_sessions(app_name=app, user_id=user_id, status=status,
+                                         limit=min(limit - len(sessions), 10_000),
+                                         cursor=inner if app == start else None)
+        sessions.extend(page.sessions)
+        if page.next_cursor is not None:
+            return sessions, _encode_cursor(app, page.next_cursor)
+        if len(sessions) >= limit:
+            following = apps[index + 1:]
+            return sessions, _encode_cursor(following[0], None) if following else None
+    return sessions, None
+
+
+def _encode_cursor(app: str, inner: str | None) -> str:
+    raw = json.dumps([app, inner], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str | None]:
+    try:
+        app, inner = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(app, str) and (inner is None or isinstance(inner, str)):
+            return app, inner
+    except (ValueError, TypeError):
+        pass
+    raise InvalidEvent(f"--cursor {cursor!r} is not a cursor `session-store sessions` printed")

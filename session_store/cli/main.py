@@ -9,136 +9,43 @@ report says to rerun with --debug for the traceback).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
+from importlib import import_module
 
-import sqlalchemy as sa
-import structlog
+from session_store.cli.parser import COMMANDS, _version, build_parser, chosen_command
 
-from session_store.cli import commands, figures
-from session_store.errors import SessionStoreError, StoreUnavailable
-from session_store.store import SessionStore, database_file, describe_url
+# Imported lazily, where used: `session-store --help` and `--version` start in the time
+# of a bare interpreter, without SQLAlchemy, rich, structlog or even `typing`
+# (scripts/bench_cli.py). Mypy reads `TYPE_CHECKING` as true whatever its value.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator, Sequence
 
-Command = Callable[[SessionStore, argparse.Namespace], Awaitable[int]]
+    from session_store.store import SessionStore
+
+    Command = Callable[[SessionStore, argparse.Namespace], Awaitable[int]]
 
 OK, CHECK_FAILED, USAGE, BUG = 0, 1, 2, 3
 
-COMMANDS: dict[str, Command] = {
-    "demo": commands.demo, "sessions": commands.sessions, "replay": commands.replay,
-    "audit": commands.audit, "verify": commands.audit, "digest": commands.digest,
-    "rebuild": commands.rebuild,
-    "analytics": commands.analytics, "export": commands.export,
-    "import": commands.import_file, "import-adk": commands.import_adk,
-    "purge": commands.purge,
-}
+
+
+def command_function(name: str) -> Command:
+    module, function = COMMANDS[name].split(":")
+    found: Command = getattr(import_module(f"session_store.cli.{module}"), function)
+    return found
+
+
 CREATES_DATABASE = frozenset({"demo", "import", "import-adk"})
 """Commands that may start from an empty database; the others refuse a missing file."""
 
 
-def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """--db/--json/--log-format/--debug, accepted before or after the command."""
-    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
-    parser.add_argument("--db", metavar="URL", default=default(None),
-                        help="a SQLite path or postgresql:// URL "
-                             "(default: $SESSION_STORE_URL, then ./sessions.db)")
-    parser.add_argument("--json", action="store_true", default=default(False),
-                        help="print JSON for machines instead of tables")
-    parser.add_argument("--log-format", choices=("text", "json"), default=default("text"),
-                        help="how log lines on stderr look (default: text)")
-    parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                        help="log what happens (info level; the default shows warnings only)")
-    parser.add_argument("--debug", action="store_true", default=default(False),
-                        help="debug logging, and tracebacks on errors")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="session-store",
-        description="AI-agent conversations kept as an event log: write a demo, list, "
-                    "replay, audit, rebuild, analyse, export and import sessions.",
-        epilog="Exit codes: 0 ok, 1 a check failed, 2 a problem you can fix (the message "
-               "says what), 3 a bug.")
-    _global_options(parser, top=True)
-    common = argparse.ArgumentParser(add_help=False)
-    _global_options(common, top=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, description=text, parents=[common])
-
-    def owner(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--app", help="the session's app (needed only when the id is ambiguous)")
-        p.add_argument("--user", help="the session's user (likewise)")
-
-    p = command("demo", "a simulated multi-user agent runner writes conversations, then "
-                        "shows what the store knows")
-    p.add_argument("--users", type=int, default=4, help="distinct users (default 4)")
-    p.add_argument("--sessions", type=int, default=12, help="sessions in total (default 12)")
-    p.add_argument("--turns", type=int, default=4, help="turns per session (default 4)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the mock model (default 7)")
-    p.add_argument("--concurrency", type=int, default=32,
-                   help="sessions talking at once (default 32)")
-    p.add_argument("--latency-ms", type=float, default=4.0,
-                   help="mean simulated model latency in ms (default 4; 0 for none)")
-
-    p = command("sessions", "list sessions")
-    p.add_argument("--app", help="only this app")
-    p.add_argument("--user", help="only this user")
-    p.add_argument("--status", choices=("active", "archived", "ended", "expired"))
-    p.add_argument("--limit", type=int, default=None, help="at most this many")
-
-    p = command("replay", "a session's conversation as a timeline, folded from the log")
-    p.add_argument("session", metavar="SESSION", help="session id")
-    owner(p)
-    p.add_argument("--to-version", type=int, default=None, metavar="N",
-                   help="stop after event N: the session as it was then")
-
-    for name in ("audit", "verify"):
-        p = command(name, "integrity check: every event decodes, hash chains and anchors, "
-                          "versions and positions, the log's bookkeeping and triggers, "
-                          "projections vs a fresh fold; exit 1 on any problem")
-        p.add_argument("session", metavar="SESSION", nargs="?", help="only this session")
-        owner(p)
-        p.add_argument("--digest", metavar="D", default=None,
-                       help="also check that the log still extends digest D (from "
-                            "`session-store digest`); exit 1 when it does not")
-
-    command("digest", "the log's digest (last line: POSITION:ANCHOR): keep it outside the "
-                      "database and check it later with `audit --digest`")
-
-    p = command("rebuild", "replay the log into fresh read models")
-    p.add_argument("--projection", metavar="NAME", help="only this projection")
-
-    p = command("analytics", "tokens, messages and response times, with a histogram")
-    p.add_argument("--by", choices=figures.GROUPINGS, default="app")
-    p.add_argument("--app", help="only this app")
-    p.add_argument("--limit", type=int, default=50, help="table rows shown (default 50)")
-
-    p = command("export", "a session's events as JSON Lines")
-    p.add_argument("session", metavar="SESSION", help="session id")
-    owner(p)
-    p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-
-    p = command("import", "append the sessions of an `export` file (importing twice is a "
-                          "no-op)")
-    p.add_argument("file", metavar="FILE", help="JSON Lines from `export` ('-' for stdin)")
-
-    p = command("import-adk", "bring the sessions of a Google ADK session database in")
-    p.add_argument("source", metavar="SOURCE_URL", help="the ADK database (path or URL)")
-
-    p = command("purge", "forget a user of an app: erase every session of theirs, their "
-                         "user: state and the app: values they wrote (the facts are kept)")
-    p.add_argument("--user", required=True, help="the user to forget")
-    p.add_argument("--app", required=True, help="the app the user is forgotten in")
-    return parser
-
-
 def configure_logging(log_format: str, debug: bool, verbose: bool = False) -> None:
     """Structured log lines on stderr: readable, or one JSON object per line."""
+    import logging
+
+    import structlog
+
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty() and
@@ -155,6 +62,9 @@ def configure_logging(log_format: str, debug: bool, verbose: bool = False) -> No
 
 
 def _check_database(args: argparse.Namespace) -> None:
+    from session_store.errors import StoreUnavailable
+    from session_store.store import database_file
+
     path = database_file(args.db)
     if path is None or args.command in CREATES_DATABASE:
         return
@@ -165,13 +75,15 @@ def _check_database(args: argparse.Namespace) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from session_store.store import SessionStore
+
     _check_database(args)
-    if args.command == "import" and args.file != "-" and not Path(args.file).is_file():
+    if args.command == "import" and args.file != "-" and not os.path.isfile(args.file):
         raise FileNotFoundError(f"no file {args.file}: give a file written by "
                                 "`session-store export SESSION -o FILE`")
     store = await SessionStore.open(args.db)
     try:
-        return await COMMANDS[args.command](store, args)
+        return await command_function(args.command)(store, args)
     finally:
         await _settle(store)
         await store.close()
@@ -180,11 +92,17 @@ async def _run(args: argparse.Namespace) -> int:
 async def _settle(store: SessionStore) -> None:
     """Let catch-up read models fold what this command appended, so the next command sees
     them current (and the follower is idle when it is stopped)."""
+    from session_store.cli import commands
+
     await commands.catch_up(store, 15, "they catch up the next time the store is opened")
 
 
 def explain(error: BaseException, db: str | None) -> str | None:
     """One line saying what went wrong and what to do, for errors a user can fix."""
+    import sqlalchemy as sa
+
+    from session_store.errors import SessionStoreError, StoreUnavailable
+
     if isinstance(error, StoreUnavailable):
         text = _first_line(error)
         return text if "--db" in text else f"{text} (check --db or $SESSION_STORE_URL)"
@@ -229,21 +147,43 @@ def _first_line(error: object) -> str:
 
 
 def _where(db: str | None) -> str:
+    from session_store.errors import SessionStoreError
+    from session_store.store import describe_url
+
     try:
         return describe_url(db)
     except SessionStoreError:
         return str(db)
 
 
+def _closed_pipe() -> int:
+    """The reader went away (`| head`): end quietly, as `cat` does, with nothing more to
+    write; stdout goes to /dev/null so the interpreter's last flush does not complain."""
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words == ["--version"]:  # the answer alone, before any parser is built
+        print(f"session-store {_version()}")
+        return OK
+    args = build_parser(chosen_command(words), every=False).parse_args(words)
     configure_logging(args.log_format, args.debug, args.verbose)
     try:
+        import asyncio
+
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the one place errors become exit codes
+        if any(isinstance(cause, BrokenPipeError) for cause in _causes(error)):
+            return _closed_pipe()
         if args.debug:
             raise
         message = explain(error, args.db)

@@ -27,6 +27,8 @@ from rich.table import Table
 from rich.text import Text
 
 from projections.analytics import Stats
+from session_store.cli import fit
+from session_store.cli.fit import Column
 from session_store.domain.events import (
     InteractionTracked,
     MessageAppended,
@@ -37,7 +39,21 @@ from session_store.domain.events import (
 )
 from session_store.domain.snapshot import Session
 
-out = Console(highlight=False, soft_wrap=False)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`| head`): stop writing and let `main` end quietly with
+        exit 0 (rich's own handler exits 1)."""
+        self.quiet = True
+        raise BrokenPipeError("stdout was closed")
+
+
+def new_console(width: int | None = None) -> Console:
+    """The console commands print on (stdout); `width` None: the terminal's, or $COLUMNS."""
+    return _Console(highlight=False, soft_wrap=False, width=width)
+
+
+out = new_console()
 err = Console(stderr=True, highlight=False)
 
 
@@ -45,6 +61,18 @@ def print_json(value: Any) -> None:
     """One JSON document on stdout (no colour, no wrapping: for machines)."""
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def write(text: str) -> None:
+    """Plain text on stdout, as it is (no markup, no wrapping)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[fit.Cell]], *,
+          wide: bool = False) -> None:
+    """A table fitted to the terminal (`session_store.cli.fit`) on stdout."""
+    fit.show(out, title, columns, rows, wide=wide)
 
 
 def result(value: Any, text: str, *, as_json: bool) -> None:
@@ -66,7 +94,16 @@ def clock(timestamp: float) -> str:
 
 
 def ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:,.1f} ms"
+    """Milliseconds, with the digits that matter below one (`0.0123 ms`, not `0.0 ms`)."""
+    return "-" if seconds is None else f"{milliseconds(seconds)} ms"
+
+
+def milliseconds(seconds: float | None) -> str:
+    """The number of `ms` alone (`-` for none)."""
+    if seconds is None:
+        return "-"
+    value = seconds * 1000
+    return f"{value:,.1f}" if value >= 1 or value == 0 else f"{value:.3g}"
 
 
 def short(value: Any, width: int = 60) -> str:
@@ -116,15 +153,15 @@ def session_summary(session: Session) -> dict[str, Any]:
 _STATUS_STYLE = {"active": "green", "archived": "blue", "ended": "magenta", "expired": "yellow"}
 
 
-def sessions_table(sessions: Sequence[Session], title: str = "Sessions") -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in ("app", "user", "session", "status", "events", "last activity (UTC)", "tags"):
-        table.add_column(name, justify="right" if name == "events" else "left")
-    for s in sessions:
-        table.add_row(s.app_name, s.user_id, s.id,
-                      Text(s.status, style=_STATUS_STYLE.get(s.status, "")),
-                      str(s.version), when(s.last_update_time), ", ".join(s.tags))
-    return table
+def sessions_table(sessions: Sequence[Session], title: str = "Sessions", *,
+                   wide: bool = False) -> None:
+    columns = [Column("app"), Column("user"), Column("session"), Column("status"),
+               Column("events", "num"), Column("last activity (UTC)"),
+               Column("tags", "text", optional=True)]
+    rows: list[list[fit.Cell]] = [
+        [s.app_name, s.user_id, s.id, Text(s.status, style=_STATUS_STYLE.get(s.status, "")),
+         str(s.version), when(s.last_update_time), ", ".join(s.tags)] for s in sessions]
+    fit.show(out, title, columns, rows, wide=wide)
 
 
 def users_table(sessions: Iterable[Session]) -> Table:
@@ -210,41 +247,36 @@ def _message_text(text: str | None, parts: list[Any] | None) -> str:
     return " ".join(pieces) or "(empty)"
 
 
-_ROLE_STYLE = {"user": "cyan", "assistant": "green", "model": "green", "tool": "yellow",
+ROLE_STYLE = {"user": "cyan", "assistant": "green", "model": "green", "tool": "yellow",
                "store": "dim", "runner": "blue"}
 
 
-def timeline_table(session: Session, rows: Sequence[dict[str, Any]]) -> Table:
+def timeline_table(session: Session, rows: Sequence[dict[str, Any]], *,
+                   wide: bool = False) -> None:
+    """One line per event (free text ends in … when narrow: `show` has it whole)."""
     start = session.created_at
     title = (f"{session.app_name} / {session.user_id} / {session.id}  ·  "
              f"v{session.version}  ·  {session.status}")
-    table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("v", justify="right", style="dim")
-    table.add_column("+time", justify="right")
-    table.add_column("who")
-    table.add_column("what", overflow="fold", ratio=3)
-    table.add_column("state change", overflow="fold", ratio=2)
-    table.add_column("tokens in/out", justify="right")
-    table.add_column("latency", justify="right")
+    columns = [Column("v", "num", "dim"), Column("+time", "num"), Column("who"),
+               Column("what", "line", ratio=3), Column("state", "line", ratio=2),
+               Column("tokens", "num"), Column("latency", "num")]
+    cells: list[list[fit.Cell]] = []
     for row in rows:
         at = row.get("at", row["recorded_at"])
         tokens = (f"{row['tokens_in']:,}/{row['tokens_out']:,}" if "tokens_in" in row else "")
         delta = row.get("state_delta") or row.get("metadata") or {}
         role = row.get("role", row["who"])
-        table.add_row(str(row["version"]), f"{at - start:+.3f}s",
-                      Text(row["who"], style=_ROLE_STYLE.get(role, "")), row["what"],
-                      short(delta, 50) if delta else "", tokens,
-                      ms(row.get("response_time")) if "response_time" in row else "")
-    return table
+        cells.append([str(row["version"]), f"{at - start:+.3f}s",
+                      Text(row["who"], style=ROLE_STYLE.get(role, "")),
+                      " ".join(row["what"].split()), short(delta, 10_000) if delta else "",
+                      tokens, ms(row.get("response_time")) if "response_time" in row else ""])
+    fit.show(out, title, columns, cells, wide=wide)
 
 
-def state_table(session: Session) -> Table:
-    table = Table(title=f"State at v{session.version}", title_justify="left")
-    table.add_column("key")
-    table.add_column("value", overflow="fold")
-    for key in sorted(session.state):
-        table.add_row(key, short(session.state[key], 80))
-    return table
+def state_table(session: Session, *, wide: bool = False) -> None:
+    rows = [[key, short(session.state[key], 10_000)] for key in sorted(session.state)]
+    fit.show(out, f"State at v{session.version}", [Column("key"), Column("value", "text")],
+             rows, wide=wide)
 
 
 # --- analytics -----------------------------------------------------------------------------
@@ -252,20 +284,25 @@ def state_table(session: Session) -> Table:
 _KEY_HEADINGS = {"app_name": "app", "user_id": "user", "session_id": "session", "day": "day"}
 
 
-def analytics_table(by: str, keys: Sequence[str], rows: Sequence[Stats]) -> Table:
-    """The read model's rows; `keys` are the `Stats` fields that name a row."""
-    table = Table(title=f"Analytics by {by}", title_justify="left")
-    for name in keys:
-        table.add_column(_KEY_HEADINGS[name])
-    for name in ("messages", "interactions", "tokens in", "tokens out", "timed", "mean",
-                 "p50", "p95"):
-        table.add_column(name, justify="right")
-    for row in rows:
-        times = row.response_time
-        table.add_row(*(str(getattr(row, name)) for name in keys), f"{row.messages:,}",
-                      f"{row.interactions:,}", f"{row.tokens_in:,}", f"{row.tokens_out:,}",
-                      f"{times.count:,}", ms(times.mean), ms(times.p50), ms(times.p95))
-    return table
+def analytics_table(by: str, keys: Sequence[str], rows: Sequence[Stats], *,
+                    wide: bool = False) -> None:
+    """The read model's rows; `keys` are the `Stats` fields that name a row. When the
+    names and numbers do not fit side by side, the names stack in one column."""
+    numbers = [Column(name, "num") for name in ("msgs", "calls", "tokens in", "out",
+                                                 "timed", "mean ms", "p50 ms", "p95 ms")]
+    figures = [[f"{row.messages:,}", f"{row.interactions:,}", f"{row.tokens_in:,}",
+                f"{row.tokens_out:,}", f"{row.response_time.count:,}",
+                *(milliseconds(value) for value in (row.response_time.mean, row.response_time.p50,
+                                               row.response_time.p95))] for row in rows]
+    names = [[str(getattr(row, name)) for name in keys] for row in rows]
+    title = f"Analytics by {by}"
+    columns = [Column(_KEY_HEADINGS[name]) for name in keys] + numbers
+    cells: list[list[fit.Cell]] = [[*n, *f] for n, f in zip(names, figures, strict=True)]
+    _, width = fit.table(title, columns, cells, width=out.width, wide=wide)
+    if len(keys) > 1 and width > out.width and not wide:
+        columns = [Column("/".join(_KEY_HEADINGS[name] for name in keys)), *numbers]
+        cells = [["\n".join(n), *f] for n, f in zip(names, figures, strict=True)]
+    fit.show(out, title, columns, cells, wide=wide)
 
 
 def histogram(buckets: Sequence[Mapping[str, Any]], width: int = 40) -> Table:

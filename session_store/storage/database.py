@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -63,10 +64,12 @@ class Database:
     """SQLite only: the engine of the writer thread."""
     point_readers: PointReaders | None = None
     """SQLite only: connections for one-hop point reads."""
+    shown: str = ""
+    """The URL as the user gave it (password hidden): what messages name."""
 
     @property
     def display_url(self) -> str:
-        return self.url.render_as_string(hide_password=True)
+        return self.shown or self.url.render_as_string(hide_password=True)
 
     async def dispose(self) -> None:
         if self.point_readers is not None:
@@ -209,8 +212,9 @@ def resolve_url(url: str | None) -> sa.URL:
         return sa.make_url("sqlite+aiosqlite:///" + str(Path(text)))
     try:
         parsed = sa.make_url(text)
-    except sa.exc.ArgumentError as error:
-        raise StoreUnavailable(f"cannot parse database URL {text!r}: {error}") from None
+    except (sa.exc.ArgumentError, ValueError) as error:  # ValueError: a port not a number
+        raise StoreUnavailable(f"cannot parse database URL {_hidden(text)!r}: {error}"
+                               ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite")
@@ -222,10 +226,27 @@ def resolve_url(url: str | None) -> sa.URL:
     )
 
 
+def shown_url(url: str | None) -> str:
+    """The URL as the user gave it (else `$SESSION_STORE_URL`, else ./sessions.db), with its
+    password hidden: what messages name, rather than the driver URL the store uses."""
+    text = url or os.environ.get("SESSION_STORE_URL") or DEFAULT_URL
+    return _hidden(text)
+
+
+def _hidden(text: str) -> str:
+    if "://" not in text:
+        return text
+    try:
+        return sa.make_url(text).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):  # unparsable: hide what looks like a password
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", text)
+
+
 def connect(url: str | None = None, *, durability: Durability = "normal",
             busy_timeout: float = 30.0, pool_size: int = 10) -> Database:
     resolved = resolve_url(url)
+    shown = shown_url(url)
     if resolved.get_backend_name() == "sqlite":
         engine, write_engine, readers = _sqlite_engines(resolved, durability, busy_timeout)
-        return Database(resolved, SQLITE, engine, write_engine, readers)
-    return Database(resolved, POSTGRES, postgres.engine(resolved, pool_size))
+        return Database(resolved, SQLITE, engine, write_engine, readers, shown)
+    return Database(resolved, POSTGRES, postgres.engine(resolved, pool_size), shown=shown)

@@ -52,6 +52,34 @@ def unavailable(error: BaseException, where: str, done: str = "nothing was writt
     return StoreUnavailable(f"the SQLite database {where} {meaning}; {done} ({cause})")
 
 
+def server_unavailable(error: BaseException, where: str, done: str = "the store was not opened"
+                       ) -> StoreUnavailable | None:
+    """`error` as `StoreUnavailable` when a database server refused or could not be reached
+    (asyncpg's errors: no such database or role, bad password; a refused connection, a
+    timeout); None for anything else."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        cause = pending.pop(0)
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        if (type(cause).__module__ or "").startswith("asyncpg"):
+            return StoreUnavailable(
+                f"PostgreSQL at {where} refused: {text}; check the user, password and "
+                f"database name (create a database with `createdb`); {done}")
+        if isinstance(cause, TimeoutError):
+            return StoreUnavailable(f"timed out connecting to {where}: is the server up and "
+                                    f"reachable? {done}")
+        if isinstance(cause, OSError):
+            return StoreUnavailable(
+                f"cannot reach the database at {where}: {cause.strerror or text}; is the "
+                f"server running, and are the host and port right? {done}")
+        pending.extend([getattr(cause, "orig", None), cause.__cause__, cause.__context__])
+    return None
+
+
 class FileIdentity:
     """The device and inode of the database file as the store opened it."""
 

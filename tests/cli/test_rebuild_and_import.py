@@ -31,7 +31,8 @@ def test_export_import_round_trip(demo_url: str, store_url: str, tmp_path: Path)
             out.write(ok("export", row["id"], db=demo_url).stdout)
     counted = len(exported.read_text().splitlines())
     result = ok_json("import", str(exported), db=store_url)
-    assert result == {"streams": 2, "events": counted}
+    assert result["sessions"] == 2 and result["events"] == counted
+    assert (result["added"], result["present"], result["sessions_added"]) == (counted, 0, 2)
     for row in chosen:
         original = ok_json("replay", row["id"], db=demo_url)
         copied = ok_json("replay", row["id"], db=store_url)
@@ -46,5 +47,24 @@ def test_export_import_round_trip(demo_url: str, store_url: str, tmp_path: Path)
                 for t in copied["timeline"]] == strip
     audit = ok_json("audit", db=store_url)
     assert audit["ok"] is True
-    ok_json("import", str(exported), db=store_url)  # again: a no-op
+    digest = ok_json("digest", db=store_url)["digest"]
+    again = ok_json("import", str(exported), db=store_url)  # again: a no-op
+    assert (again["added"], again["present"], again["sessions_added"]) == (0, counted, 0)
+    assert ok("import", str(exported), db=store_url).stdout.startswith(
+        f"Imported {exported}: 0 events added, {counted:,} already present")
     assert ok_json("audit", db=store_url)["events"] == audit["events"]
+    assert ok_json("digest", db=store_url)["digest"] == digest
+
+
+def test_import_into_the_store_it_was_exported_from_adds_nothing(
+        store_url: str, tmp_path: Path) -> None:
+    ok(*SMALL_DEMO, db=store_url)
+    row = next(r for r in ok_json("sessions", db=store_url) if r["status"] == "active")
+    exported = tmp_path / "s.jsonl"
+    ok("export", row["id"], "-o", str(exported), db=store_url)
+    counted = len(exported.read_text().splitlines())
+    digest = ok_json("digest", db=store_url)["digest"]
+    result = ok_json("import", str(exported), db=store_url)
+    assert (result["events"], result["added"], result["present"]) == (counted, 0, counted)
+    assert ok_json("digest", db=store_url)["digest"] == digest
+    assert ok_json("audit", db=store_url)["ok"] is True
