@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # not `typing`'s: this leaf stays cheap to import (the CLI's start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, what it wraps (SQLAlchemy's `orig`) and what caused it, outermost first:
+    where to look for the driver's own error behind a wrapped one."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+
 
 class SessionStoreError(Exception):
     """Base class of every error the store raises on purpose."""

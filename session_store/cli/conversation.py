@@ -25,20 +25,8 @@ from session_store.store import SessionStore
 
 def message_text(message: Event) -> str:
     """A message's text, its tool calls and results written out whole."""
-    pieces = [message.text] if message.text else []
-    for part in message.parts or []:
-        if isinstance(part, dict) and "function_call" in part:
-            call = part["function_call"]
-            pieces.append(f"→ {call.get('name')}({json.dumps(call.get('args', {}))})")
-        elif isinstance(part, dict) and "function_response" in part:
-            answer = part["function_response"]
-            pieces.append(f"← {answer.get('name')}: {json.dumps(answer.get('response'))}")
-        elif isinstance(part, dict) and "text" in part:
-            if not message.text:
-                pieces.append(str(part["text"]))
-        else:
-            pieces.append(json.dumps(part, default=str))
-    return "\n".join(pieces) or "(empty)"
+    return render.message_text(message.text, message.parts,
+                               show=lambda value: json.dumps(value, default=str), sep="\n")
 
 
 def _details(message: Event) -> str:

@@ -20,7 +20,7 @@ from session_store.cli.parser import COMMANDS, _version, build_parser, chosen_co
 # (scripts/bench_cli.py). Mypy reads `TYPE_CHECKING` as true whatever its value.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from session_store.store import SessionStore
 
@@ -101,7 +101,7 @@ def explain(error: BaseException, db: str | None) -> str | None:
     """One line saying what went wrong and what to do, for errors a user can fix."""
     import sqlalchemy as sa
 
-    from session_store.errors import SessionStoreError, StoreUnavailable
+    from session_store.errors import SessionStoreError, StoreUnavailable, causes
 
     if isinstance(error, StoreUnavailable):
         text = _first_line(error)
@@ -109,7 +109,7 @@ def explain(error: BaseException, db: str | None) -> str | None:
     if isinstance(error, SessionStoreError | FileNotFoundError):
         return _first_line(error)
     where = _where(db)
-    for cause in _causes(error):
+    for cause in causes(error):
         if (type(cause).__module__ or "").startswith("asyncpg"):
             return (f"PostgreSQL at {where} refused: {_first_line(cause)} — check the user, "
                     "password and database name in --db (create a database with `createdb`)")
@@ -127,18 +127,6 @@ def explain(error: BaseException, db: str | None) -> str | None:
 _UNUSABLE_SQLITE = ("unable to open", "not a database", "locked", "readonly", "disk I/O",
                     "malformed", "no such table")
 
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error, what it wraps (SQLAlchemy's `orig`) and what caused it, outermost first."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop(0)
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        pending.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
 
 
 def _first_line(error: object) -> str:
@@ -182,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the one place errors become exit codes
-        if any(isinstance(cause, BrokenPipeError) for cause in _causes(error)):
+        from session_store.errors import causes
+
+        if any(isinstance(cause, BrokenPipeError) for cause in causes(error)):
             return _closed_pipe()
         if args.debug:
             raise

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -193,7 +193,7 @@ def timeline_rows(records: Sequence[RecordedEvent]) -> list[dict[str, Any]]:
         if isinstance(data, MessageAppended):
             message = data.message
             row.update(who=message.speaker, role=message.role, at=message.timestamp,
-                       what=_message_text(message.text, message.parts),
+                       what=message_text(message.text, message.parts),
                        state_delta=message.state_delta or {})
             if message.usage is not None:
                 row.update(tokens_in=message.usage.tokens_in,
@@ -231,20 +231,28 @@ def _lifecycle(type_name: str, fields: Mapping[str, Any]) -> str:
     return f"{text} ({extra})" if extra else text
 
 
-def _message_text(text: str | None, parts: list[Any] | None) -> str:
+def _short(value: Any) -> str:
+    return short(value, 40)
+
+
+def message_text(text: str | None, parts: list[Any] | None, *,
+                 show: Callable[[Any], str] = _short, sep: str = " ") -> str:
+    """A message's text with its tool calls (→) and results (←), each value through `show`
+    (cut short by default: the timeline; `show` writes them whole)."""
     pieces = [text] if text else []
     for part in parts or []:
         if isinstance(part, Mapping) and "function_call" in part:
             call = part["function_call"]
-            pieces.append(f"→ {call.get('name')}({short(call.get('args', {}), 40)})")
+            pieces.append(f"→ {call.get('name')}({show(call.get('args', {}))})")
         elif isinstance(part, Mapping) and "function_response" in part:
             answer = part["function_response"]
-            pieces.append(f"← {answer.get('name')}: {short(answer.get('response'), 40)}")
-        elif isinstance(part, Mapping) and "text" in part and not text:
-            pieces.append(str(part["text"]))
+            pieces.append(f"← {answer.get('name')}: {show(answer.get('response'))}")
+        elif isinstance(part, Mapping) and "text" in part:
+            if not text:
+                pieces.append(str(part["text"]))
         else:
-            pieces.append(short(part, 40))
-    return " ".join(pieces) or "(empty)"
+            pieces.append(show(part))
+    return sep.join(pieces) or "(empty)"
 
 
 ROLE_STYLE = {"user": "cyan", "assistant": "green", "model": "green", "tool": "yellow",

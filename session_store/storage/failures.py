@@ -14,7 +14,7 @@ import sqlite3
 
 from sqlalchemy import exc
 
-from session_store.errors import StoreUnavailable
+from session_store.errors import StoreUnavailable, causes
 
 _LOCKED = ("is locked: another connection or process held its write lock for longer than "
            "the busy timeout. Retry later, or end the long transaction that holds it (a slow "
@@ -57,13 +57,7 @@ def server_unavailable(error: BaseException, where: str, done: str = "the store 
     """`error` as `StoreUnavailable` when a database server refused or could not be reached
     (asyncpg's errors: no such database or role, bad password; a refused connection, a
     timeout); None for anything else."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        cause = pending.pop(0)
-        if cause is None or id(cause) in seen:
-            continue
-        seen.add(id(cause))
+    for cause in causes(error):
         text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         if (type(cause).__module__ or "").startswith("asyncpg"):
             return StoreUnavailable(
@@ -76,7 +70,6 @@ def server_unavailable(error: BaseException, where: str, done: str = "the store 
             return StoreUnavailable(
                 f"cannot reach the database at {where}: {cause.strerror or text}; is the "
                 f"server running, and are the host and port right? {done}")
-        pending.extend([getattr(cause, "orig", None), cause.__cause__, cause.__context__])
     return None
 
 
