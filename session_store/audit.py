@@ -40,12 +40,13 @@ class Digest(NamedTuple):
     def parse(cls, text: str | Digest) -> Digest:
         if isinstance(text, Digest):
             return text
-        found = re.fullmatch(r"\s*(\d{1,19}):([0-9a-f]{64})\s*", text) if isinstance(
+        found = re.fullmatch(r"\s*(\d{1,19}):([0-9a-f]{64})?\s*", text) if isinstance(
             text, str) else None
-        if found is None:
+        # An empty log's digest is `0:`; any other position needs its anchor.
+        if found is None or (found[1].lstrip("0") == "") != (found[2] is None):
             raise InvalidEvent(f"not a log digest: {text!r}; `session-store digest` prints "
                                "one as POSITION:ANCHOR (64 hex digits)")
-        return cls(int(found[1]), found[2])
+        return cls(int(found[1]), found[2] or "")
 
 
 def anchor_key(given: str | bytes | None) -> bytes | None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from session_store.audit import Digest
 from session_store.domain.events import SessionKey
+from session_store.errors import InvalidEvent
 from session_store.storage.codec import anchor_hash, chain_hash
 from session_store.storage.database import resolve_url
 from session_store.storage.postgres import Postgres
@@ -299,3 +300,22 @@ async def test_weakened_triggers_and_a_foreign_one_are_found_and_put_right(
     async with open_store(url) as store:  # its own triggers whole again, the foreign one kept
         problems = (await store.verify()).problems
     assert problems == ["unexpected trigger ss_events_spy on ss_events"], problems
+
+
+async def test_a_digest_round_trips_from_an_empty_log_on_and_bad_ones_are_refused(
+        store_url: str) -> None:
+    async with open_store(store_url) as store:
+        empty = await store.digest()
+        assert str(empty) == "0:" and Digest.parse(str(empty)) == empty
+        assert (await store.verify(digest=str(empty))).ok
+        await _fill(store)
+        assert (await store.verify(digest=str(empty))).ok  # the log extends the empty one
+        digest = await store.digest()
+        assert Digest.parse(f"  {digest}\n") == digest
+        for bad in ("0:" + "a" * 64, f"{digest.position}:", "12:abc", f"-1:{'a' * 64}",
+                    f"{digest.position}:{digest.anchor.upper()}", "", 7):
+            with pytest.raises(InvalidEvent, match="not a log digest"):
+                await store.verify(digest=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidEvent, match="whole log"):
+            await store.verify((await store.list_sessions(app_name="app")).sessions[0],
+                               digest=digest)
