@@ -201,10 +201,22 @@ def cli(*args: str, db: str | None = None, cwd: Path | None = None,
 
 def terminal_stderr(*args: str, db: str | None = None) -> str:
     """What the command writes to stderr when stderr is a terminal (progress bars show)."""
+    return on_terminal(*args, db=db, stream="stderr")
+
+
+def on_terminal(*args: str, db: str | None = None, stream: str = "stdout",
+                columns: int | None = None) -> str:
+    """What the command writes to `stream` when that stream is a pseudo-terminal (with
+    `columns`, that many columns and colour on: no NO_COLOR)."""
+    env = _env()
+    if columns is not None:
+        env.pop("NO_COLOR")
+        env.update(COLUMNS=str(columns), TERM="xterm-256color")
     parent, child = pty.openpty()
+    streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: child}
     try:
         process = subprocess.Popen(_argv(args, db), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=child, env=_env())
+                                   stdout=streams["stdout"], stderr=streams["stderr"], env=env)
         os.close(child)
         chunks = []
         while True:

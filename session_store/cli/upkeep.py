@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import sys
 from typing import Any
 
 import msgspec
@@ -60,14 +62,20 @@ async def tail(store: SessionStore, args: argparse.Namespace) -> int:
     """Follow the log: every event as it commits, from a position or from now; `--limit`
     stops after that many (else until interrupted)."""
     start = (await store.last_position() + 1) if args.from_now else args.from_position
-    shown = 0
-    async for record in store.subscribe(from_position=start, app_name=args.app):
-        if args.json:
-            render.write(json.dumps(msgspec.to_builtins(record), sort_keys=True, default=str))
-        else:
-            render.out.print(escape(line(record, render.out.width)), soft_wrap=True)
-            render.out.file.flush()
-        shown += 1
-        if args.limit is not None and shown >= args.limit:
-            break
+    shown, resume = 0, start
+    try:
+        async for record in store.subscribe(from_position=start, app_name=args.app):
+            if args.json:
+                render.write(json.dumps(msgspec.to_builtins(record), sort_keys=True,
+                                        default=str))
+            else:
+                render.out.print(escape(line(record, render.out.width)), soft_wrap=True)
+                render.out.file.flush()
+            shown, resume = shown + 1, record.position + 1
+            if args.limit is not None and shown >= args.limit:
+                break
+    except (asyncio.CancelledError, KeyboardInterrupt):  # Ctrl-C: say where to pick up
+        print(f"stopped after {shown:,} event(s); resume with "
+              f"`session-store tail --from-position {resume}`", file=sys.stderr, flush=True)
+        raise
     return 0

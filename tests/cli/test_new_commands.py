@@ -5,6 +5,7 @@ store), the rest of their logic in-process."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -81,6 +82,25 @@ def test_tail_follows_what_another_process_appends(tmp_path: Path) -> None:
     assert follower.returncode == 0, err
     event = json.loads(out.splitlines()[0])
     assert event["type"] == "MessageAppended" and event["session_id"] == "s-1"
+
+
+def test_tail_interrupted_says_where_to_resume(tmp_path: Path) -> None:
+    url = str(tmp_path / "s.db")
+    _store_with_sessions(url)
+    follower = subprocess.Popen([*COMMAND, "--db", url, "tail", "--from-position", "3"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_env())
+    try:
+        assert follower.stdout is not None
+        shown = [follower.stdout.readline() for _ in range(2)]  # positions 3 and 4
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+    assert follower.returncode == 130, err
+    assert [int(text.split()[0]) for text in shown] == [3, 4]
+    last = int((shown + out.splitlines())[-1].split()[0])
+    assert f"resume with `session-store tail --from-position {last + 1}`" in err
 
 
 def test_sessions_pages_in_process(tmp_path: Path) -> None:

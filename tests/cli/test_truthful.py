@@ -14,7 +14,7 @@ import pytest
 from session_store import StoreUnavailable, SyncSessionStore, open_store
 from session_store.cli import render
 from tests.conftest import require_pg
-from tests.kit import COMMAND, SMALL_DEMO, _env, in_process, ok_json
+from tests.kit import COMMAND, SMALL_DEMO, _env, in_process, ok_json, on_terminal
 
 
 def test_two_demos_writing_one_file_at_once_each_report_their_own(tmp_path: Path) -> None:
@@ -113,3 +113,27 @@ def test_at_80_columns_no_id_or_number_is_cut(demo_url: str) -> None:
         assert max(len(line) for line in text.splitlines()) <= 80, text
     code, wide, _ = in_process("sessions", "--wide", db=demo_url, width=80)
     assert "tags" in wide and "demo" in wide
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_at_160_columns_on_a_terminal_in_colour(demo_url: str) -> None:
+    rows: list[dict[str, Any]] = json.loads(in_process("sessions", "--json", db=demo_url)[1])
+    chosen = rows[-1]["id"]
+    replayed = json.loads(in_process("replay", chosen, "--json", db=demo_url)[1])
+    figures = json.loads(in_process("analytics", "--by", "session", "--json", db=demo_url)[1])
+    expected = {
+        ("sessions",): [r["id"] for r in rows] + [r["user_id"] for r in rows],
+        ("replay", chosen): [chosen] + [f"{t['tokens_in']:,}/{t['tokens_out']:,}"
+                                        for t in replayed["timeline"] if "tokens_in" in t],
+        ("analytics", "--by", "session"): [r["session_id"] for r in figures["rows"]]
+                                          + [f"{r['tokens_in']:,}" for r in figures["rows"]],
+        ("show", chosen): [chosen, rows[-1]["user_id"], rows[-1]["app_name"]],
+    }
+    for args, values in expected.items():
+        raw = on_terminal(*args, db=demo_url, columns=160)
+        assert _ANSI.search(raw), (args, raw[:500])  # colour on a terminal
+        text = _ANSI.sub("", raw).replace("\r\n", "\n")
+        _whole(values, text)
+        assert max(len(line) for line in text.splitlines()) <= 160, (args, text)
