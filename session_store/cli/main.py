@@ -8,18 +8,15 @@ report says to rerun with --debug for the traceback).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from importlib import import_module
-
-from session_store.cli.parser import COMMANDS, _version, build_parser, chosen_command
 
 # Imported lazily, where used: `session-store --help` and `--version` start in the time
 # of a bare interpreter, without SQLAlchemy, rich, structlog or even `typing`
 # (scripts/bench_cli.py). Mypy reads `TYPE_CHECKING` as true whatever its value.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Awaitable, Callable, Sequence
 
     from session_store.store import SessionStore
@@ -31,6 +28,10 @@ OK, CHECK_FAILED, USAGE, BUG = 0, 1, 2, 3
 
 
 def command_function(name: str) -> Command:
+    from importlib import import_module
+
+    from session_store.cli.parser import COMMANDS
+
     module, function = COMMANDS[name].split(":")
     found: Command = getattr(import_module(f"session_store.cli.{module}"), function)
     return found
@@ -158,8 +159,17 @@ def _closed_pipe() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     if words == ["--version"]:  # the answer alone, before any parser is built
-        print(f"session-store {_version()}")
+        from session_store import __version__
+
+        print(f"session-store {__version__}")
         return OK
+    if words in (["--help"], ["-h"]):  # written out: no argparse to import or format
+        from session_store.cli.usage import HELP
+
+        sys.stdout.write(HELP)
+        return OK
+    from session_store.cli.parser import build_parser, chosen_command
+
     args = build_parser(chosen_command(words), every=False).parse_args(words)
     configure_logging(args.log_format, args.debug, args.verbose)
     try:
