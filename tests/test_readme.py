@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from session_store.cli.main import build_parser
+from session_store.cli.parser import build_parser
 from tests.conftest import require_pg
 
 README = Path(__file__).resolve().parent.parent / "README.md"
