@@ -154,8 +154,11 @@ class Guard:
         host = _header(scope, b"host")
         if host is None:
             return True  # HTTP/1.0 without Host: nothing to rebind
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return name.strip("[]").lower() in self.hosts
+        if host.startswith("["):  # [::1]:8765
+            name = host[1:host.find("]")] if "]" in host else host
+        else:
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return name.lower() in self.hosts
 
 
 def _cookie(token: str) -> bytes:
