@@ -74,19 +74,16 @@ async def sessions(request: Request) -> Response:
 
 
 async def session(request: Request) -> Response:
-    """The session now: its summary, its timeline (every event of its stream, lifecycle
-    events marked) and its figures from the analytics read model."""
+    """The session now: its summary and its timeline, every event of its stream as the log
+    holds it (a page follows it live from the last one's position)."""
     store, key = store_of(request), session_key(request)
-    position = await store.last_position()
     now = await store.get_session(app_name=key.app_name, user_id=key.user_id,
                                   session_id=key.session_id, num_recent_events=0)
     if now is None:
         raise SessionNotFound(f"no session {key.session_id!r} of user {key.user_id!r} in app "
                               f"{key.app_name!r}")
     records = [r async for r in store.read_stream(key, to_version=now.version)]
-    figures_now = await store.analytics.by_session(*key)
-    return Json({"session": shapes.summary(now), "timeline": shapes.timeline(records),
-                 "statistics": shapes.stats(figures_now), "position": position})
+    return Json({"session": shapes.summary(now), "timeline": records})
 
 
 async def state(request: Request) -> Response:

@@ -1,8 +1,8 @@
 """Live updates: committed events as server-sent events (`GET /api/events`).
 
 One `Hub` per app follows the log with `store.subscribe` (appends of this process wake
-it at once; those of other processes are seen within the log's poll interval, a quarter
-of a second) and fans each event out to the open streams whose filter it matches. A
+it at once; those of other processes are seen within `POLL_SECONDS`, a tenth of a second)
+and fans each event out to the open streams whose filter it matches. A
 stream resumes after the position it names (`Last-Event-ID`, which `EventSource` sends
 on reconnecting, or `?after=`): it reads the log from there, then follows the hub, never
 sending an event twice. A client too slow to keep up is cut off and resumes the same way.
@@ -23,10 +23,12 @@ from session_store.domain.events import RecordedEvent
 from session_store.errors import InvalidEvent
 from session_store.logs import get_logger
 from session_store.store import SessionStore
-from session_store.web import params, shapes
+from session_store.web import params
 
 log = get_logger("session_store.web.events")
 
+POLL_SECONDS = 0.1
+"""How often the hub looks for events other processes appended (one indexed query)."""
 KEEP_ALIVE_SECONDS = 15.0
 BACKLOG = 10_000
 """Events a stream may fall behind by before it is cut off (it then resumes)."""
@@ -74,7 +76,7 @@ class Hub:
         self.listeners.discard(listener)
 
     async def _follow(self, last: int) -> None:
-        stream = self.store.subscribe(from_position=last + 1)
+        stream = self.store.subscribe(from_position=last + 1, poll_interval=POLL_SECONDS)
         self._started.set()
         try:
             async for record in stream:
@@ -110,7 +112,7 @@ class Hub:
 
 def _frame(record: RecordedEvent) -> bytes:
     return (f"id: {record.position}\nevent: appended\ndata: ".encode()
-            + msgspec.json.encode(shapes.event(record)) + b"\n\n")
+            + msgspec.json.encode(record) + b"\n\n")
 
 
 async def _stream(hub: Hub, chosen: Filter, after: int | None, limit: int | None
@@ -156,7 +158,8 @@ def _resume_after(request: Request) -> int | None:
 
 async def events(request: Request) -> Response:
     """Server-sent events, one `appended` event per committed event that matches `app`,
-    `user` and `session` (each optional); `id` is the log position."""
+    `user` and `session` (each optional): `id` is its log position, `data` the event as
+    `export` writes it (a timeline entry)."""
     after = _resume_after(request)
     chosen = Filter(params.an_id(request, "app"), params.an_id(request, "user"),
                     params.an_id(request, "session"))

@@ -48,9 +48,9 @@ PATHS: dict[str, Any] = {
          _SINCE, _LIMIT, _param("cursor", "the next_cursor of the page before")],
         "sessions (summaries, no events), next_cursor (null after the last page), position"),
     "/api/session": _get(
-        "a session now: summary, timeline of every event, figures", _KEY,
-        "session, timeline (version, type, kind, who, role, author, text, calls, results, "
-        "tokens, response_time, state_delta, position, hash), statistics, position"),
+        "a session now: its summary and the timeline of every event", _KEY,
+        "session, timeline (each event as `export` writes it: position, version, type, "
+        "data, event_id, recorded_at, hash)"),
     "/api/session/state": _get(
         "time travel: the state as of a version, by scope, and the diff from the one before",
         [*_KEY, _param("version", "1 to the session's version", kind="integer",
@@ -82,8 +82,7 @@ PATHS: dict[str, Any] = {
          _param("after", "first catch up on the events after this log position (as "
                          "Last-Event-ID does)", kind="integer"),
          _param("limit", "end the stream after this many events", kind="integer")],
-        "text/event-stream: data {position, app_name, user_id, session_id, version, type, "
-        "recorded_at, entry}", media="text/event-stream"),
+        "text/event-stream: data = the event as `export` writes it", media="text/event-stream"),
     "/api/openapi.json": _get("this description", [], "OpenAPI 3.1"),
 }
 

@@ -44,8 +44,11 @@ def _install_chromium() -> None:
                        capture_output=True, timeout=900)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for the module (every browser test is here): sync Playwright runs an
+    event loop of its own in this thread, which the async tests of other modules need
+    gone, so it stops with the module."""
     _install_chromium()
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":

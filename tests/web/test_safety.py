@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from session_store.store import SessionStore, open_store
+from session_store.sync import SyncSessionStore
 from session_store.web import security
 from session_store.web.security import CONTENT_SECURITY_POLICY, check_bind, token_matches
-from tests.kit import cli
+from tests.kit import in_process
 from tests.web.conftest import BASE, Served, served
 
 TOKEN = "correct-horse-battery"
@@ -94,12 +95,15 @@ def test_a_host_beyond_this_machine_needs_a_token(monkeypatch: pytest.MonkeyPatc
         security.resolve_token(None)
 
 
-def test_serve_refuses_a_public_host_without_a_token(sqlite_url: str) -> None:
-    assert cli("demo", "--users", "1", "--sessions", "1", "--turns", "1", "--json",
-               db=sqlite_url).returncode == 0
-    done = cli("serve", "--host", "0.0.0.0", "--port", "0", db=sqlite_url)
-    assert done.returncode == 2
-    assert "without a token" in done.stderr and "--token" in done.stderr
+def test_serve_refuses_a_public_host_without_a_token(sqlite_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(security.TOKEN_ENV, raising=False)
+    SyncSessionStore(sqlite_url).close()
+    code, _, err = in_process("serve", "--host", "0.0.0.0", "--port", "0", db=sqlite_url)
+    assert code == 2
+    assert "without a token" in err and "--token" in err
+    code, _, err = in_process("serve", "--host", "::", "--token", "short", db=sqlite_url)
+    assert code == 2 and "8 characters" in err
 
 
 def test_the_core_and_the_cli_do_not_import_starlette() -> None:
@@ -130,8 +134,8 @@ async def test_headers_host_and_methods(fresh: Served) -> None:
 async def test_message_text_is_data_never_markup(guarded: Served) -> None:
     answer = await guarded.client.get("/api/session", params={
         "app": "app", "user": "u", "session": "s", "token": TOKEN})
-    rows = [row for row in answer.json()["timeline"] if row["kind"] == "message"]
-    assert rows[0]["text"] == XSS  # as data, in JSON; the page sets it with textContent
+    rows = [row for row in answer.json()["timeline"] if row["type"] == "MessageAppended"]
+    assert rows[0]["data"]["message"]["text"] == XSS  # data in JSON; the page uses textContent
     assert answer.headers["content-type"].startswith("application/json")
     scripts = ""
     for name in ("app.js", "session.js", "sessions.js", "search.js", "analytics.js",

@@ -6,40 +6,104 @@ import { el, clear, when, ms, num, json } from "./dom.js";
 
 const LIFECYCLE_STATUS = { SessionArchived: "archived", SessionReactivated: "active",
   SessionEnded: "ended", SessionExpired: "expired" };
+const LIFECYCLE = new Set(["SessionCreated", "SessionArchived", "SessionReactivated",
+  "SessionEnded", "SessionExpired", "SessionDeleted", "SessionPurged", "HistoryCleared",
+  "MessageRetracted"]);
+const WHAT = { SessionCreated: "session created", StateChanged: "state changed",
+  InteractionTracked: "interaction tracked", SessionArchived: "archived",
+  SessionReactivated: "reactivated", SessionEnded: "ended", SessionExpired: "expired",
+  HistoryCleared: "history cleared", MessageRetracted: "message retracted",
+  PayloadErased: "payload erased" };
 
-function entry(row, start) {
-  const at = row.at ?? row.recorded_at;
+function kindOf(record) {
+  if (record.type === "MessageAppended") return "message";
+  return LIFECYCLE.has(record.type) ? "lifecycle" : "change";
+}
+
+// One event of the stream, as the log holds it (the form `session-store export` writes).
+export function entry(record, start) {
+  const data = record.data || {};
+  const message = record.type === "MessageAppended" ? data.message : null;
+  const kind = kindOf(record);
+  const at = message ? message.timestamp : record.recorded_at;
+  const who = message ? (message.author || message.role) : kind === "lifecycle" ? "store" : "runner";
   const head = el("div", { class: "entry-head" },
-    el("span", { class: "v" }, `v${row.version}`),
-    el("span", { class: `who role-${row.role || row.kind}` }, row.who),
-    row.role && row.role !== row.who ? el("span", { class: "muted" }, `(${row.role})`) : null,
+    el("span", { class: "v" }, `v${record.version}`),
+    el("span", { class: `who role-${message ? message.role : kind}` }, who),
+    message && message.author && message.author !== message.role
+      ? el("span", { class: "muted" }, `(${message.role})`) : null,
     el("span", { class: "muted" }, `+${(at - start).toFixed(3)}s`),
-    row.kind !== "message" ? el("span", { class: `tag ${row.kind}` }, row.type) : null);
+    kind !== "message" ? el("span", { class: `tag ${kind}` }, record.type) : null);
   const body = el("div", { class: "entry-body" });
-  if (row.kind === "message") {
-    if (row.text) body.append(el("div", { class: "text" }, row.text));
-    for (const call of row.calls || []) {
-      body.append(el("div", { class: "call" }, `→ ${call.name}(${json(call.args ?? {})})`));
-    }
-    for (const result of row.results || []) {
-      body.append(el("div", { class: "result" }, `← ${result.name}: ${json(result.response)}`));
-    }
-    if (!row.text && !(row.calls || []).length && !(row.results || []).length) {
-      body.append(el("div", { class: "text muted" }, row.what));
-    }
-  } else {
-    body.append(el("div", { class: "text" }, row.what));
-  }
   const facts = [];
-  if (row.tokens_in !== undefined) facts.push(`${num(row.tokens_in)} in / ${num(row.tokens_out)} out tokens`);
-  if (row.model) facts.push(row.model);
-  if (row.response_time !== undefined) facts.push(ms(row.response_time));
-  const delta = row.state_delta && Object.keys(row.state_delta).length ? row.state_delta : null;
-  if (delta) facts.push(`state ${json(delta)}`);
-  if (row.metadata && Object.keys(row.metadata).length) facts.push(`metadata ${json(row.metadata)}`);
+  let delta = null;
+  if (message) {
+    if (message.text) body.append(el("div", { class: "text" }, message.text));
+    for (const part of message.parts || []) {
+      if (part && part.function_call) {
+        body.append(el("div", { class: "call" }, `→ ${part.function_call.name}(${json(part.function_call.args ?? {})})`));
+      } else if (part && part.function_response) {
+        body.append(el("div", { class: "result" }, `← ${part.function_response.name}: ${json(part.function_response.response)}`));
+      } else if (part && typeof part.text === "string") {
+        if (!message.text) body.append(el("div", { class: "text" }, part.text));
+      } else {
+        body.append(el("div", { class: "text" }, json(part)));
+      }
+    }
+    if (!message.text && !(message.parts || []).length) body.append(el("div", { class: "text muted" }, "(empty)"));
+    if (message.usage) {
+      facts.push(`${num(message.usage.tokens_in)} in / ${num(message.usage.tokens_out)} out tokens`);
+      if (message.usage.model) facts.push(message.usage.model);
+    }
+    if (message.response_time !== undefined && message.response_time !== null) facts.push(ms(message.response_time));
+    delta = message.state_delta;
+  } else {
+    const what = record.type === "MetadataChanged" ? (data.merge === false ? "metadata set" : "metadata merged")
+      : WHAT[record.type] || record.type;
+    body.append(el("div", { class: "text" }, what));
+    if (record.type === "InteractionTracked") {
+      facts.push(`${num(data.tokens_in)} in / ${num(data.tokens_out)} out tokens`);
+      if (data.model) facts.push(data.model);
+      if (data.response_time) facts.push(ms(data.response_time));
+    }
+    delta = data.state || data.delta || null;
+    if (data.patch && Object.keys(data.patch).length) facts.push(`metadata ${json(data.patch)}`);
+    if (data.metadata && Object.keys(data.metadata).length) facts.push(`metadata ${json(data.metadata)}`);
+    if (data.tags && data.tags.length) facts.push(`tags ${data.tags.join(", ")}`);
+    const rest = Object.entries(data).filter(([k]) => !["type", "state", "delta", "patch", "metadata",
+      "tags", "tokens_in", "tokens_out", "response_time", "model", "merge"].includes(k));
+    if (rest.length) facts.push(rest.map(([k, v]) => `${k}=${json(v)}`).join(", "));
+  }
+  if (delta && Object.keys(delta).length) facts.push(`state ${json(delta)}`);
   if (facts.length) body.append(el("div", { class: "facts" }, facts.join(" · ")));
-  return el("li", { class: `entry ${row.kind}`, "data-version": row.version, title: `hash ${row.hash}` },
-    head, body);
+  return el("li", { class: `entry ${kind}`, "data-version": record.version,
+    title: `position ${record.position} · hash ${record.hash}` }, head, body);
+}
+
+function quantile(sorted, q) {
+  if (!sorted.length) return null;
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)];
+}
+
+// The session's figures, from its events: messages, model calls, tokens, response times.
+function summarize(records) {
+  let messages = 0, calls = 0, tokensIn = 0, tokensOut = 0;
+  const times = [];
+  for (const record of records) {
+    const data = record.data || {};
+    const usage = record.type === "MessageAppended" ? data.message.usage
+      : record.type === "InteractionTracked" ? data : null;
+    const time = record.type === "MessageAppended" ? data.message.response_time
+      : record.type === "InteractionTracked" ? data.response_time : null;
+    if (record.type === "MessageAppended") messages += 1;
+    if (usage || (time !== null && time !== undefined)) calls += 1;
+    if (usage) { tokensIn += usage.tokens_in || 0; tokensOut += usage.tokens_out || 0; }
+    if (time) times.push(time);
+  }
+  times.sort((a, b) => a - b);
+  return [`${num(messages)} messages`, `${num(calls)} model calls`,
+    `${num(tokensIn)} tokens in / ${num(tokensOut)} out`, `p50 ${ms(quantile(times, 0.5))}`,
+    `p95 ${ms(quantile(times, 0.95))}`, `p99 ${ms(quantile(times, 0.99))}`].join(" · ");
 }
 
 function stateTable(title, state) {
@@ -81,18 +145,13 @@ export async function sessionPage(view, query) {
   const timeline = el("ol", { class: "timeline", id: "timeline" });
   const verifyOut = el("span", { id: "verify-result", class: "muted" });
   const verify = el("button", { id: "verify" }, "Verify chain");
-  const stats = data.statistics;
-  const figures = stats ? [`${num(stats.messages)} messages`, `${num(stats.interactions)} model calls`,
-    `${num(stats.tokens_in)} tokens in / ${num(stats.tokens_out)} out`,
-    `p50 ${ms(stats.response_time.p50)}`, `p95 ${ms(stats.response_time.p95)}`,
-    `p99 ${ms(stats.response_time.p99)}`].join(" · ") : "";
-
+  const figures = el("p", { class: "figures", id: "figures" });
   clear(view).append(
     el("h1", {}, `${s.app_name} / ${s.user_id} / `, el("span", { class: "sid" }, s.id), " ", statusBadge),
     el("p", { class: "muted" }, `created ${when(s.created_at)} UTC · last activity `,
       el("span", { id: "last-activity" }, when(s.last_update_time)), " UTC · ",
       versionOf, s.tags.length ? ` · tags ${s.tags.join(", ")}` : ""),
-    el("p", { class: "figures" }, figures),
+    figures,
     el("div", { class: "verify" }, verify, " ", verifyOut),
     el("section", { class: "travel" },
       el("h2", {}, "Time travel"),
@@ -101,7 +160,10 @@ export async function sessionPage(view, query) {
         el("div", {}, el("h3", {}, "What changed"), diffBox), stateBox)),
     el("section", {}, el("h2", {}, "Timeline"), timeline));
 
-  for (const row of data.timeline) timeline.append(entry(row, start));
+  const records = data.timeline;
+  for (const record of records) timeline.append(entry(record, start));
+  const showFigures = () => { figures.textContent = summarize(records); };
+  showFigures();
   const showVersions = () => { versionOf.textContent = `v${latest}`; slider.max = String(latest); };
   showVersions();
 
@@ -137,11 +199,14 @@ export async function sessionPage(view, query) {
   });
   await travel(chosen);
 
-  live({ ...key, after: data.position }, (event) => {
+  const after = records.length ? records[records.length - 1].position : 0;
+  live({ ...key, after }, (event) => {
     if (event.version <= latest) return; // already shown
     const following = chosen === latest;
     latest = event.version;
-    timeline.append(entry(event.entry, start));
+    records.push(event);
+    timeline.append(entry(event, start));
+    showFigures();
     document.getElementById("last-activity").textContent = when(event.recorded_at);
     if (LIFECYCLE_STATUS[event.type]) {
       statusBadge.textContent = LIFECYCLE_STATUS[event.type];
