@@ -1,7 +1,7 @@
 // Analytics of one app: tokens in/out and messages per day, the response-time distribution
 // with p50/p95/p99, model usage, by user; and every app's totals.
 import { get } from "./api.js";
-import { el, clear, ms, num } from "./dom.js";
+import { el, fill, ms, num } from "./dom.js";
 import { bars, histogram, hbars } from "./charts.js";
 
 function figuresTable(rows, nameOf) {
@@ -16,7 +16,7 @@ function figuresTable(rows, nameOf) {
 export async function analyticsPage(view, query, status) {
   const found = await get("/api/analytics", { app: query.get("app") });
   if (!found.app_name) {
-    clear(view).append(el("h1", {}, "Analytics"), el("p", { class: "muted" }, "No sessions to analyse."));
+    fill(view, el("h1", {}, "Analytics"), el("p", { class: "muted" }, "No sessions to analyse."));
     return;
   }
   const picker = el("select", { id: "analytics-app" },
@@ -24,7 +24,7 @@ export async function analyticsPage(view, query, status) {
   picker.addEventListener("change", () => { window.location.search = `?app=${encodeURIComponent(picker.value)}`; });
   const days = found.days.map((d) => d.day);
   const rt = found.response_time || {};
-  clear(view).append(
+  fill(view,
     el("h1", {}, "Analytics ", picker),
     el("p", { class: "figures" }, `${num(rt.count)} timed responses · mean ${ms(rt.mean)} · p50 ${ms(rt.p50)} · ` +
       `p95 ${ms(rt.p95)} · p99 ${ms(rt.p99)} · max ${ms(rt.max)}`),

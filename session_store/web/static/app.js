@@ -1,6 +1,6 @@
 // The viewer's pages, one per address; each asks the JSON API and draws with dom.js.
 import { get } from "./api.js";
-import { el, clear } from "./dom.js";
+import { el, fill } from "./dom.js";
 import { sessionsPage } from "./sessions.js";
 import { sessionPage } from "./session.js";
 import { searchPage } from "./search.js";
@@ -26,7 +26,7 @@ async function start() {
     document.getElementById("where").textContent = status.store;
     await page(view, new URLSearchParams(window.location.search), status);
   } catch (error) {
-    clear(view).append(el("p", { class: "error" }, `Could not load: ${error.message}`));
+    fill(view, el("p", { class: "error" }, `Could not load: ${error.message}`));
   }
 }
 

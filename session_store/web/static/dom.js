@@ -20,6 +20,11 @@ export function append(node, children) {
   return node;
 }
 
+// Replace what `node` holds with `children` (null and false are left out).
+export function fill(node, ...children) {
+  return append(clear(node), children);
+}
+
 export function clear(node) {
   while (node.firstChild) node.removeChild(node.firstChild);
   return node;

@@ -1,6 +1,6 @@
 // Search: messages holding every word typed (case and accents ignored), hits marked.
 import { get } from "./api.js";
-import { el, clear, when, sessionHref } from "./dom.js";
+import { el, clear, fill, when, sessionHref } from "./dom.js";
 
 export async function searchPage(view, query, status) {
   const box = el("input", { type: "search", id: "q", name: "q", value: query.get("q") || "",
@@ -8,7 +8,7 @@ export async function searchPage(view, query, status) {
   const app = el("select", { id: "search-app" }, el("option", { value: "" }, "every app"),
     status.apps.map((a) => el("option", { value: a, selected: a === query.get("app") }, a)));
   const out = el("div", { id: "hits" });
-  clear(view).append(el("h1", {}, "Search"), el("div", { class: "filters" }, box, app), out);
+  fill(view, el("h1", {}, "Search"), el("div", { class: "filters" }, box, app), out);
 
   let asked = 0;
   const run = async () => {
@@ -20,7 +20,7 @@ export async function searchPage(view, query, status) {
     const ticket = ++asked;
     const found = await get("/api/search", { q, app: app.value, limit: 100 });
     if (ticket !== asked) return;
-    clear(out).append(el("p", { class: "muted" }, `${found.hits.length} message(s), newest first`));
+    fill(out, el("p", { class: "muted" }, `${found.hits.length} message(s), newest first`));
     for (const hit of found.hits) {
       const href = sessionHref(hit.app_name, hit.user_id, hit.session_id) + `&version=${hit.version}`;
       out.append(el("div", { class: "hit" },

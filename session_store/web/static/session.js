@@ -2,7 +2,7 @@
 // the state as of that version by scope, and the diff from the version before), the
 // chain's integrity on request, and new events appended live.
 import { get, live } from "./api.js";
-import { el, clear, when, ms, num, json } from "./dom.js";
+import { el, fill, when, ms, num, json } from "./dom.js";
 
 const LIFECYCLE_STATUS = { SessionArchived: "archived", SessionReactivated: "active",
   SessionEnded: "ended", SessionExpired: "expired" };
@@ -146,7 +146,7 @@ export async function sessionPage(view, query) {
   const verifyOut = el("span", { id: "verify-result", class: "muted" });
   const verify = el("button", { id: "verify" }, "Verify chain");
   const figures = el("p", { class: "figures", id: "figures" });
-  clear(view).append(
+  fill(view,
     el("h1", {}, `${s.app_name} / ${s.user_id} / `, el("span", { class: "sid" }, s.id), " ", statusBadge),
     el("p", { class: "muted" }, `created ${when(s.created_at)} UTC · last activity `,
       el("span", { id: "last-activity" }, when(s.last_update_time)), " UTC · ",
@@ -176,8 +176,8 @@ export async function sessionPage(view, query) {
     const ticket = ++asked;
     const then = await get("/api/session/state", { ...key, version: chosen });
     if (ticket !== asked) return; // a later step was asked for meanwhile
-    clear(diffBox).append(diffList(then.diff));
-    clear(stateBox).append(stateTable("session", then.state.session),
+    fill(diffBox, diffList(then.diff));
+    fill(stateBox, stateTable("session", then.state.session),
       stateTable("app:", then.state.app), stateTable("user:", then.state.user));
     const url = new URL(window.location.href);
     if (chosen === latest) url.searchParams.delete("version");

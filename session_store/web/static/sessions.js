@@ -1,6 +1,6 @@
 // Sessions: filters, cursor paging, live: rows move and new sessions appear as events commit.
 import { get, live } from "./api.js";
-import { el, clear, when, sessionHref } from "./dom.js";
+import { el, clear, fill, when, sessionHref } from "./dom.js";
 
 const STATUSES = ["", "active", "archived", "ended", "expired"];
 
@@ -22,7 +22,7 @@ export async function sessionsPage(view, query, status) {
   const body = el("tbody");
   const more = el("button", { class: "more", hidden: true }, "More sessions");
   const count = el("span", { class: "muted" });
-  clear(view).append(el("h1", {}, "Sessions ", count), form,
+  fill(view, el("h1", {}, "Sessions ", count), form,
     el("table", { class: "sessions" },
       el("thead", {}, el("tr", {}, ["app", "user", "session", "status", "events", "last activity (UTC)", "tags"]
         .map((h) => el("th", {}, h)))), body), more);
