@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_sessions import TEXT, median_ms  # scripts/, beside this one
 
 from session_store import Event, SessionStore, Usage, open_store
 from session_store.web.app import create_app
 from session_store.web.server import free_port, server
 
-TEXT = "The quick brown fox jumps over the lazy dog. " * 4  # ~180 bytes, a short chat turn
 TARGET = 2.0
 
 
@@ -52,16 +52,6 @@ class Sizes:
     reads: int = 20
     pages: int = 100
     latencies: int = 40
-
-
-async def median_ms(call: Callable[[], Awaitable[Any]], repeat: int) -> float:
-    await call()  # warm caches and statement compilation
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 async def fill(store: SessionStore, sizes: Sizes) -> Any:

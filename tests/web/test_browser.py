@@ -152,18 +152,30 @@ def test_an_event_from_another_process_appears_live(page: Any,
     playwright_api.expect(page.locator("#live")).to_have_text("● live")
     shown = page.locator("#timeline > li").count()
     text = "appended by another process"
-    code = ("import sys; from session_store.sync import SyncSessionStore\n"
-            "with SyncSessionStore(sys.argv[1]) as store:\n"
-            "    store.add_message(store.get_session(app_name=sys.argv[2], "
-            "user_id=sys.argv[3], session_id=sys.argv[4]), 'user', sys.argv[5])\n")
-    subprocess.run([sys.executable, "-c", code, url, *chosen.key, text],
-                   check=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    _append_elsewhere(url, chosen.key, text)
     # committed when the process exits; the page must show it within a second
     playwright_api.expect(page.locator("#timeline").get_by_text(text)).to_be_visible(
         timeout=LIVE_MS)
     playwright_api.expect(page.locator("#timeline > li")).to_have_count(shown + 1)
     playwright_api.expect(page.locator("#version-label")).to_have_text(
         f"version {shown + 1} of {shown + 1}")
+    page.goto(server.url + f"/?app={chosen.app_name}")  # the sessions list follows too
+    row = page.locator("tr", has=page.locator(f'a.session-link:text-is("{chosen.id}")'))
+    playwright_api.expect(page.locator("#live")).to_have_text("● live")
+    playwright_api.expect(row.locator(".version")).to_have_text(str(shown + 1))
+    _append_elsewhere(url, chosen.key, "and once more")
+    playwright_api.expect(row.locator(".version")).to_have_text(str(shown + 2),
+                                                                timeout=LIVE_MS)
+
+
+def _append_elsewhere(url: str, key: Any, text: str) -> None:
+    """`text` appended to the session by another process (committed when it returns)."""
+    code = ("import sys; from session_store.sync import SyncSessionStore\n"
+            "with SyncSessionStore(sys.argv[1]) as store:\n"
+            "    store.add_message(store.get_session(app_name=sys.argv[2], "
+            "user_id=sys.argv[3], session_id=sys.argv[4]), 'user', sys.argv[5])\n")
+    subprocess.run([sys.executable, "-c", code, url, *key, text], check=True, timeout=120,
+                   cwd=Path(__file__).resolve().parents[2])
 
 
 def test_a_hostile_message_shows_as_text(page: Any, demo: tuple[str, Background]) -> None:
