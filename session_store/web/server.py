@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 
 from session_store.store import SessionStore, open_store
-from session_store.web.app import create_app
+from session_store.web.app import Viewer, create_app
 from session_store.web.security import check_bind
 
 SHUTDOWN_SECONDS = 1
@@ -30,6 +30,19 @@ def address(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the viewer's event streams first when it stops (else it
+    waits for them: an open page never closes its stream)."""
+
+    def __init__(self, config: uvicorn.Config, viewer: Viewer) -> None:
+        super().__init__(config)
+        self.viewer = viewer
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.viewer.close()
+        await super().shutdown(sockets)
+
+
 def server(store: SessionStore, *, host: str, port: int, token: str | None,
            log_level: str = "warning") -> uvicorn.Server:
     """A uvicorn server of the viewer over `store` (`check_bind` first)."""
@@ -38,7 +51,7 @@ def server(store: SessionStore, *, host: str, port: int, token: str | None,
     config = uvicorn.Config(viewer.asgi, host=host, port=port, log_level=log_level,
                             lifespan="on", timeout_graceful_shutdown=SHUTDOWN_SECONDS,
                             access_log=False)
-    return uvicorn.Server(config)
+    return _Server(config, viewer)
 
 
 class Background:
