@@ -351,4 +351,13 @@ async def demo(store: SessionStore, args: argparse.Namespace) -> int:
         out.print(f"\nNext: [bold]session-store replay {shown.key.session_id}[/bold] · "
                   "[bold]session-store sessions[/bold] · [bold]session-store analytics --by "
                   "user[/bold] · [bold]session-store audit[/bold]")
+    out.print(f"\nLook at it in a browser: {viewer_command(store.display_url)}  "
+              "(then open http://127.0.0.1:8765/)", markup=False, soft_wrap=True)
     return 0 if report.ok else 1
+
+
+def viewer_command(display_url: str) -> str:
+    """The command that opens the web viewer on this database."""
+    import shlex
+
+    return f"session-store --db {shlex.quote(display_url)} serve"

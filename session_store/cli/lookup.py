@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from session_store.domain.events import SessionKey
 from session_store.domain.snapshot import Session
@@ -56,10 +57,11 @@ async def all_sessions(store: SessionStore, *, app_name: str | None = None,
 
 async def page_of_sessions(store: SessionStore, *, app_name: str | None = None,
                            user_id: str | None = None, status: str | None = None,
-                           limit: int = 50, cursor: str | None = None
+                           limit: int = 50, cursor: str | None = None, **filters: Any
                            ) -> tuple[list[Session], str | None]:
     """One page of visible sessions across apps (app by app), and the cursor of the next
-    page (None after the last). The cursor names the app and the store's own cursor in it."""
+    page (None after the last). The cursor names the app and the store's own cursor in it.
+    `filters` are `list_sessions`' others (`tags`, `since`)."""
     apps = [app_name] if app_name is not None else await store.app_names()
     start, inner = _decode_cursor(cursor) if cursor else (apps[0] if apps else "", None)
     apps = [app for app in apps if app >= start]
@@ -67,7 +69,7 @@ async def page_of_sessions(store: SessionStore, *, app_name: str | None = None,
     for index, app in enumerate(apps):
         page = await store.list_sessions(app_name=app, user_id=user_id, status=status,
                                          limit=min(limit - len(sessions), 10_000),
-                                         cursor=inner if app == start else None)
+                                         cursor=inner if app == start else None, **filters)
         sessions.extend(page.sessions)
         if page.next_cursor is not None:
             return sessions, _encode_cursor(app, page.next_cursor)

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "import-adk": "commands:import_adk", "purge": "commands:purge",
     "show": "conversation:show", "search": "conversation:search",
     "delete": "upkeep:delete", "cleanup": "upkeep:cleanup", "tail": "upkeep:tail",
+    "serve": "serve:serve",
 }
 """Each command's function, as `module:name` in session_store.cli (imported when run)."""
 
@@ -186,6 +187,16 @@ def build_parser(only: str | None = None, *, every: bool = True) -> argparse.Arg
     p = command("import-adk", "bring the sessions of a Google ADK session database in")
     p.add_argument("source", metavar="SOURCE_URL", help="the ADK database (path or URL)")
 
+    p = command("serve", "the web viewer: sessions, timelines with time travel, search, "
+                         "analytics and audit in a browser, live (read-only; needs the "
+                         "`web` extra)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs a token)")
+    p.add_argument("--port", type=port_number, default=8765, help="port (default 8765)")
+    p.add_argument("--token", nargs="?", const="", default=None, metavar="TOKEN",
+                   help="require this token on every request (default: $SESSION_STORE_TOKEN;"
+                        " --token alone makes one up and prints it)")
+
     p = command("purge", "forget a user of an app: erase every session of theirs, their "
                          "user: state and the app: values they wrote (the facts are kept)")
     p.add_argument("--user", required=True, help="the user to forget")
@@ -214,6 +225,17 @@ def positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535 (0 lets the system choose)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value}")
     return value
 
 
