@@ -39,6 +39,9 @@ commands:
   import      append the sessions of an `export` file (importing twice is a
               no-op)
   import-adk  bring the sessions of a Google ADK session database in
+  serve       the web viewer: sessions, timelines with time travel, search,
+              analytics and audit in a browser, live (read-only; needs the
+              `web` extra)
   purge       forget a user of an app: erase every session of theirs, their
               user: state and the app: values they wrote (the facts are kept)
 
