@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only as await_
 
 from session_store.domain.events import RecordedEvent, SessionKey
+from session_store.domain.search import Term
 from session_store.errors import StoreUnavailable
 from session_store.storage.codec import RECORD_LIST, decode_row, decode_rows
 from session_store.storage.dialect import (
@@ -341,8 +342,12 @@ class PostgresTextIndex:
     def dump(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
         return {}  # the tsv column is part of the table's rows
 
-    def match(self, query: Any, words: Sequence[str]) -> Any:
-        tsquery = sa.func.plainto_tsquery(sa.literal_column("'simple'"), " ".join(words))
+    def match(self, query: Any, terms: Sequence[Term]) -> Any:
+        # words are letters and digits only (`search.words`): quoting them is enough
+        asked = " & ".join(
+            "(" + " <-> ".join(f"'{word}'" for word in term.words)
+            + (":*" if term.prefix else "") + ")" for term in terms)
+        tsquery = sa.func.to_tsquery(sa.literal_column("'simple'"), asked)
         tsv: Any = sa.literal_column(f"{self.table.name}.tsv")
         return query.where(tsv.op("@@")(tsquery))
 
