@@ -60,12 +60,13 @@ class FrozenList(list[Any]):
 
 def frozen(value: Any) -> Any:
     """`value` with every dict and list inside it frozen (other values as they are)."""
+    kind = type(value)
+    if kind in _FLAT or kind is FrozenDict or kind is FrozenList:
+        return value
     if isinstance(value, dict):
-        if value and not all(type(v) in _FLAT for v in value.values()):
-            return FrozenDict({k: frozen(v) for k, v in value.items()})
-        return value if type(value) is FrozenDict else FrozenDict(value)
-    if isinstance(value, (list, tuple)) and not isinstance(value, FrozenList):
-        return FrozenList(frozen(v) for v in value)
+        return FrozenDict({k: v if type(v) in _FLAT else frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return FrozenList([v if type(v) in _FLAT else frozen(v) for v in value])
     return value
 
 
