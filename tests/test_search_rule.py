@@ -17,6 +17,7 @@ CORPUS = [
     "snake_case and CamelCase",
     "Straße ÉCOLE 2024",
     "東京 is Tokyo",
+    "long " + "w" * 3000,  # a word longer than a PostgreSQL tsvector holds
 ]
 
 # Each case: a search text and the messages (indexes into CORPUS) it matches, worked out by
@@ -36,6 +37,7 @@ CASES: list[tuple[str, list[int]]] = [
     ("snake", [4]), ("snake_case", [4]), ("camel*", [4]), ("case", [4]),
     ("straße", [5]), ("strasse", []), ("ecole", [5]), ("2024", [5]), ("202*", [5]),
     ("東京", [6]), ('"is tokyo"', [6]),
+    ("w" * 3000, [7]), ("long " + "w" * 3000, [7]), ("w" * 2999, []), ("w" * 2999 + "*", [7]),
     ("lisbon absent", []), ("", []), ("***", []), ('"', []), ("!?", []),
 ]
 

@@ -304,6 +304,7 @@ class PostgresTextIndex:
 
     TEXT = "text"
     TSV_CHARS = 200_000
+    MAX_WORD_BYTES = 2047
 
     def __init__(self, table: sa.Table, name: str) -> None:
         self.table, self.name = table, name
@@ -343,10 +344,14 @@ class PostgresTextIndex:
         return {}  # the tsv column is part of the table's rows
 
     def match(self, query: Any, terms: Sequence[Term]) -> Any:
-        # words are letters and digits only (`search.words`): quoting them is enough
+        # Words are letters and digits only (`search.words`): quoting them is enough. A
+        # tsvector holds no word over 2,047 bytes, so a term with one cannot narrow.
         asked = " & ".join(
             "(" + " <-> ".join(f"'{word}'" for word in term.words)
-            + (":*" if term.prefix else "") + ")" for term in terms)
+            + (":*" if term.prefix else "") + ")" for term in terms
+            if all(len(word.encode()) < self.MAX_WORD_BYTES for word in term.words))
+        if not asked:
+            return query
         tsquery = sa.func.to_tsquery(sa.literal_column("'simple'"), asked)
         tsv: Any = sa.literal_column(f"{self.table.name}.tsv")
         return query.where(tsv.op("@@")(tsquery))
