@@ -7,7 +7,10 @@ transaction. Each row is a `Tally` (exact integer sums, response times in
 microseconds, a mergeable log-bucket histogram for p50/p95/p99).
 
 A message counts as an interaction when it carries usage or a response time;
-every `InteractionTracked` counts (its response time when above zero).
+every `InteractionTracked` counts (its response time when above zero). A retracted
+message (`MessageRetracted`) stops counting: its session's row for its day is folded again
+from the log without it and the rollups it touched are recomputed (`projections.retraction`;
+work in the size of the session and of the app's rows, as for a purge).
 A deleted session is hidden from the per-session queries but stays in the
 rollups; a purged session is forgotten: its base rows go and the rollups it
 touched are recomputed from the base rows that remain (min and max cannot be
@@ -16,7 +19,6 @@ subtracted), which is exactly what a fold of the erased log gives.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,10 +26,16 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from projections import retraction
 from projections.protocol import Projection, Queries, Ready
-from projections.tally import ResponseTimes, Tally
+from projections.tally import ResponseTimes, Tally, day_of
 from session_store.domain import validation
-from session_store.domain.events import InteractionTracked, MessageAppended, RecordedEvent
+from session_store.domain.events import (
+    InteractionTracked,
+    MessageAppended,
+    MessageRetracted,
+    RecordedEvent,
+)
 from session_store.errors import InvalidEvent
 from session_store.storage.database import Database, dialect_of
 
@@ -87,22 +95,11 @@ def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table, sa.Table, sa.Tabl
     return sessions, users, apps, days
 
 
-_days: dict[int, str] = {}
-
-
-def day_of(at: float) -> str:
-    number = int(at // 86400)
-    day = _days.get(number)
-    if day is None:
-        day = _days[number] = time.strftime("%Y-%m-%d", time.gmtime(number * 86400))
-    return day
-
-
 class AnalyticsProjection(Projection):
     """The analytics read model (name `analytics`)."""
 
     name = "analytics"
-    version = 1
+    version = 2  # 2: retracted messages no longer count
 
     def __init__(self, suffix: str = "") -> None:
         self.sessions, self.users, self.apps, self.days = make_tables(suffix)
@@ -119,23 +116,12 @@ class AnalyticsProjection(Projection):
             if not event.session_id:
                 continue
             data = event.data
-            if isinstance(data, MessageAppended):
-                m = data.message
-                usage = m.usage
-                tally = _delta(deltas, event)
-                if usage is not None:
-                    tally.add(event.recorded_at, role=m.role, interaction=True,
-                              tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
-                              response_time=m.response_time)
-                else:
-                    tally.add(event.recorded_at, role=m.role,
-                              interaction=m.response_time is not None,
-                              response_time=m.response_time)
-            elif isinstance(data, InteractionTracked):
-                _delta(deltas, event).add(
-                    event.recorded_at, interaction=True, tokens_in=data.tokens_in,
-                    tokens_out=data.tokens_out,
-                    response_time=data.response_time if data.response_time > 0 else None)
+            if isinstance(data, (MessageAppended, InteractionTracked)):
+                count(_delta(deltas, event), event)
+            elif isinstance(data, MessageRetracted):
+                self._flush(conn, deltas)
+                deltas = {}
+                self._retract(conn, event)
             elif event.type in _SEGMENT_ENDS:
                 self._flush(conn, deltas)
                 deltas = {}
@@ -194,6 +180,27 @@ class AnalyticsProjection(Projection):
         for day in days:
             self._recompute(conn, self.days, (app, day), (s.c.app_name == app, s.c.day == day))
 
+    def _retract(self, conn: Connection, event: RecordedEvent) -> None:
+        """A retracted message no longer counts: the row of its session and day is folded
+        again from the log without it, and the rollups it touched are recomputed."""
+        day = retraction.refolded_day(conn, event, count)
+        if day is None:
+            return  # it names no message of the session (a log written before the check)
+        when, tally = day
+        s = self.sessions
+        app, user = event.app_name, event.user_id
+        mine = (s.c.app_name == app, s.c.user_id == user, s.c.session_id == event.session_id,
+                s.c.day == when)
+        hidden = conn.execute(sa.select(s.c.deleted).where(*mine)).scalar()
+        conn.execute(s.delete().where(*mine))
+        conn.execute(s.insert().values(app_name=app, user_id=user, day=when,
+                                       session_id=event.session_id, deleted=bool(hidden),
+                                       **tally.values()))
+        self._recompute(conn, self.users, (app, user), (s.c.app_name == app,
+                                                        s.c.user_id == user))
+        self._recompute(conn, self.apps, (app,), (s.c.app_name == app,))
+        self._recompute(conn, self.days, (app, when), (s.c.app_name == app, s.c.day == when))
+
     def _recompute(self, conn: Connection, table: sa.Table, key: Key, where: Any) -> None:
         columns = [self.sessions.c[name] for name in _TALLY]
         rows = conn.execute(sa.select(*columns).where(*where)).mappings().all()
@@ -203,6 +210,25 @@ class AnalyticsProjection(Projection):
         if rows:
             conn.execute(table.insert().values(
                 **{c.name: v for c, v in zip(pk, key, strict=True)}, **total.values()))
+
+
+def count(tally: Tally, event: RecordedEvent) -> None:
+    """Add what a `MessageAppended` or `InteractionTracked` event counts to `tally`."""
+    data = event.data
+    if isinstance(data, MessageAppended):
+        m = data.message
+        usage = m.usage
+        if usage is not None:
+            tally.add(event.recorded_at, role=m.role, interaction=True,
+                      tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+                      response_time=m.response_time)
+        else:
+            tally.add(event.recorded_at, role=m.role, interaction=m.response_time is not None,
+                      response_time=m.response_time)
+    elif isinstance(data, InteractionTracked):
+        tally.add(event.recorded_at, interaction=True, tokens_in=data.tokens_in,
+                  tokens_out=data.tokens_out,
+                  response_time=data.response_time if data.response_time > 0 else None)
 
 
 def _delta(deltas: dict[Key, Tally], event: RecordedEvent) -> Tally:

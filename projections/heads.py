@@ -57,7 +57,7 @@ HEADS, TAGS = make_tables()
 
 _SESSION = ("app_name", "user_id", "session_id")
 """The columns that name a session (the tag table's key without the tag)."""
-_RETAGS = frozenset({"SessionCreated", "SessionPurged"})
+_RETAGS = frozenset({"SessionCreated", "SessionPurged", "TagsChanged"})
 """Event types after which a session's tag rows are written again."""
 
 

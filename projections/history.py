@@ -6,8 +6,10 @@ removes the message it names, `HistoryCleared` empties the session, and
 rebuild gives the same rows). Text search uses SQLite FTS5 (a contentless side
 table whose rowid is the position, word presence only: `detail=none`, which
 halves its cost; a rebuild indexes the text in one statement at the end) or a
-PostgreSQL `tsvector` column with a GIN index, both with simple word tokenizing
-(no stemming) and accents folded (`fold`), so both backends match alike.
+PostgreSQL `tsvector` column with a GIN index (over the folded words,
+`session_store.domain.search.indexed`), both without stemming; the index narrows the
+candidates and the one search rule (`session_store.domain.search`) decides, so both
+backends and `Session.search` match alike.
 
 Only what the envelope says is trusted for erased events: after a purge the
 session has no rows whether its messages were seen before (inline) or read
@@ -16,9 +18,7 @@ back erased (rebuild).
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -26,33 +26,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections.protocol import Projection, Queries, Ready
+from session_store.domain import search as searching
 from session_store.domain import validation
-from session_store.domain.events import Event, MessageAppended, MessageRetracted, RecordedEvent
+from session_store.domain.events import MessageAppended, MessageRetracted, RecordedEvent
+from session_store.domain.search import text_of as message_text
+from session_store.domain.times import Instant, optional_seconds
 from session_store.errors import InvalidEvent
 from session_store.storage.database import Database, dialect_of
 from session_store.storage.dialect import Dialect, TextIndex
 
 _ERASE_TYPES = frozenset({"HistoryCleared", "SessionDeleted", "SessionPurged"})
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def fold(text: str) -> str:
-    """`text` without accents (what search compares), e.g. 'café' -> 'cafe'."""
-    if text.isascii():
-        return text
-    return "".join(c for c in unicodedata.normalize("NFKD", text)
-                   if not unicodedata.combining(c))
-
-
-def message_text(message: Event) -> str:
-    """The searchable text of a message: its text and the text of its parts."""
-    texts = [message.text] if message.text else []
-    for part in message.parts or ():
-        if isinstance(part, str):
-            texts.append(part)
-        elif isinstance(part, dict) and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-    return "\n".join(texts)
+_json = msgspec.json.Encoder(order="sorted")
+ORDERS = ("oldest", "newest")
+__all__ = ["History", "HistoryProjection", "Message", "message_text"]
 
 
 def _clean(text: str) -> str:
@@ -76,6 +62,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: float
     """The message's own time (as the runner stamped it)."""
     recorded_at: float
+    metadata: dict[str, Any] = {}
+    """The message's own metadata (`Event.metadata`)."""
 
 
 def make_table(suffix: str = "") -> sa.Table:
@@ -94,7 +82,10 @@ def make_table(suffix: str = "") -> sa.Table:
         sa.Column("invocation_id", sa.String),
         sa.Column("timestamp", sa.Float(precision=53), nullable=False),
         sa.Column("recorded_at", sa.Float(precision=53), nullable=False),
+        sa.Column("metadata", sa.Text, nullable=False),
         sa.Index(f"ss_history{suffix}_session", "app_name", "user_id", "session_id", "version"),
+        sa.Index(f"ss_history{suffix}_message", "app_name", "user_id", "session_id",
+                 "message_id"),
     )
 
 
@@ -102,7 +93,7 @@ class HistoryProjection(Projection):
     """The history read model (name `history`)."""
 
     name = "history"
-    version = 2  # 2: contentless FTS5 with detail=none
+    version = 3  # 2: contentless FTS5 with detail=none; 3: metadata, the words indexed
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix
@@ -156,7 +147,8 @@ class HistoryProjection(Projection):
                                     _clean(m.role), _clean(m.author or m.role),
                                     _clean(message_text(m)),
                                     None if m.invocation_id is None else _clean(m.invocation_id),
-                                    m.timestamp, event.recorded_at))
+                                    m.timestamp, event.recorded_at,
+                                    _clean(_json.encode(m.metadata).decode())))
             elif kind in _ERASE_TYPES or kind == "MessageRetracted":
                 self._insert_rows(conn, pending)
                 pending = []
@@ -168,7 +160,7 @@ class HistoryProjection(Projection):
 
     def _insert_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            self._index(conn).insert(conn, rows, fold, bulk=self._bulk)
+            self._index(conn).insert(conn, rows, searching.indexed, bulk=self._bulk)
 
     def _erase(self, conn: Connection, event: RecordedEvent) -> None:
         where = "app_name = :a AND user_id = :u AND session_id = :s"
@@ -190,36 +182,56 @@ class History(Queries):
         self.projection = projection or HistoryProjection()
 
     async def messages(self, *, app_name: str, user_id: str, session_id: str,
-                       roles: Sequence[str] | None = None, since: float | None = None,
-                       until: float | None = None, after_version: int | None = None,
-                       limit: int | None = None) -> list[Message]:
-        """Visible messages of a session in order; `since`/`until` bound the message time."""
+                       roles: Sequence[str] | None = None, since: Instant | None = None,
+                       until: Instant | None = None, after_version: int | None = None,
+                       limit: int | None = None, order: str = "oldest",
+                       last: int | None = None,
+                       metadata: Mapping[str, Any] | None = None) -> list[Message]:
+        """Visible messages of a session, oldest first (`order="newest"`: newest first);
+        `limit` keeps the first ones of that order, `last=N` the newest N, oldest first.
+        `since`/`until` bound the message time, inclusive (epoch seconds or aware
+        datetimes); `roles` and `metadata` (every key equal, JSON-typed) narrow them."""
         validation.key_of(app_name, user_id, session_id)
-        _check_filters(roles, since, until)
+        since, until = _check_filters(roles, since, until)
         validation.check_count(after_version, "after_version")
         validation.check_count(limit, "limit")
+        validation.check_count(last, "last")
+        if order not in ORDERS:
+            raise InvalidEvent(f"order must be 'oldest' or 'newest', not {order!r}")
+        wanted = _metadata_filter(metadata)
         t = self.projection.table
         query = sa.select(*_columns(t)).where(
             t.c.app_name == app_name, t.c.user_id == user_id, t.c.session_id == session_id)
-        query = _filters(query, t, roles, since, until, after_version).order_by(t.c.version)
-        if limit is not None:
-            query = query.limit(limit)
-        return await self._fetch(query)
+        query = _filters(query, t, roles, since, until, after_version)
+        newest = order == "newest" or last is not None
+        query = query.order_by(t.c.version.desc() if newest else t.c.version)
+        count = last if last is not None else limit
+        if count is not None and limit is not None:
+            count = min(count, limit)
+        if wanted:
+            found = [m for m in await self._fetch(query) if _has_metadata(m, wanted)]
+            found = found if count is None else found[:count]
+        else:
+            found = await self._fetch(query if count is None else query.limit(count))
+        return found[::-1] if last is not None and order == "oldest" else found
 
     async def search(self, text: str, *, app_name: str, user_id: str | None = None,
                      session_id: str | None = None, roles: Sequence[str] | None = None,
-                     since: float | None = None, until: float | None = None,
-                     limit: int = 50) -> list[Message]:
-        """Messages containing every word of `text` (case- and accent-insensitive), newest
-        first."""
+                     since: Instant | None = None, until: Instant | None = None,
+                     limit: int = 50, metadata: Mapping[str, Any] | None = None
+                     ) -> list[Message]:
+        """Messages matching every word, `prefix*` and `"exact phrase"` of `text` (case- and
+        accent-insensitive: the rule of `Session.search`, `session_store.domain.search`),
+        newest first."""
         if not isinstance(text, str):
             raise InvalidEvent(f"search text must be a string, not {type(text).__name__}")
         validation.check_id(app_name, "app_name")
         validation.check_ids(user_id=user_id, session_id=session_id)
-        _check_filters(roles, since, until)
+        since, until = _check_filters(roles, since, until)
         validation.check_page_limit(limit)
-        words = _WORD.findall(fold(validation.check_text(text, "search text")))
-        if not words:
+        wanted = _metadata_filter(metadata)
+        terms = searching.parse(validation.check_text(text, "search text"))
+        if not terms or not limit:
             return []
         t = self.projection.table
         query = sa.select(*_columns(t)).where(t.c.app_name == app_name)
@@ -228,8 +240,31 @@ class History(Queries):
         if session_id is not None:
             query = query.where(t.c.session_id == session_id)
         query = _filters(query, t, roles, since, until, None)
-        query = self.db.dialect.text_index(t, self.projection.fts).match(query, words)
-        return await self._fetch(query.order_by(t.c.position.desc()).limit(limit))
+        query = self.db.dialect.text_index(t, self.projection.fts).match(query, terms)
+        query = query.order_by(t.c.position.desc())
+        found: list[Message] = []
+        page = max(limit, 64)
+        before: int | None = None
+        while len(found) < limit:  # the index narrows; the rule decides
+            step = query if before is None else query.where(t.c.position < before)
+            rows = await self._fetch(step.limit(page))
+            found.extend(m for m in rows if searching.matches(terms, m.text)
+                         and (not wanted or _has_metadata(m, wanted)))
+            if len(rows) < page:
+                break
+            before, page = rows[-1].position, page * 2
+        return found[:limit]
+
+    async def position_of(self, *, app_name: str, user_id: str, session_id: str,
+                          message_id: str) -> int | None:
+        """The log position of the visible message `message_id` of the session (an index
+        search), None when history holds no such message."""
+        t = self.projection.table
+        query = sa.select(t.c.position).where(
+            t.c.app_name == app_name, t.c.user_id == user_id, t.c.session_id == session_id,
+            t.c.message_id == message_id).limit(1)
+        rows = await self.rows(query)
+        return int(rows[0]["position"]) if rows else None
 
     async def count(self, *, app_name: str, user_id: str, session_id: str) -> int:
         t = self.projection.table
@@ -238,23 +273,43 @@ class History(Queries):
         return int((await self.rows(query))[0]["count"] or 0)
 
     async def _fetch(self, query: Any) -> list[Message]:
-        return [Message(**row) for row in await self.rows(query)]
+        return [Message(**{**row, "metadata": _metadata_of(row["metadata"])})
+                for row in await self.rows(query)]
 
 
 def _columns(t: sa.Table) -> list[Any]:
     return [t.c.app_name, t.c.user_id, t.c.session_id, t.c.version, t.c.position,
             t.c.message_id, t.c.role, t.c.author, t.c.text, t.c.invocation_id, t.c.timestamp,
-            t.c.recorded_at]
+            t.c.recorded_at, t.c.metadata]
 
 
-def _check_filters(roles: Any, since: Any, until: Any) -> None:
+def _check_filters(roles: Any, since: Any, until: Any) -> tuple[float | None, float | None]:
     if roles is not None and (isinstance(roles, str) or not isinstance(roles, Sequence)
                               or not all(isinstance(role, str) for role in roles)):
         raise InvalidEvent(f"roles must be a list of role names such as ['user'], "
                            f"not {roles!r}")
-    for value, what in ((since, "since"), (until, "until")):
-        if value is not None:
-            validation.check_non_negative(value, what)
+    return optional_seconds(since, "since"), optional_seconds(until, "until")
+
+
+_decode = msgspec.json.Decoder(dict[str, Any])
+
+
+def _metadata_of(stored: str) -> dict[str, Any]:
+    return {} if stored == "{}" else _decode.decode(stored)
+
+
+def _metadata_filter(metadata: Any) -> dict[str, bytes]:
+    """Each wanted key with its value's JSON (so 1, 1.0 and True stay different values)."""
+    if metadata is None:
+        return {}
+    wanted = validation.check_mapping(metadata, "metadata")
+    return {key: _json.encode(value) for key, value in wanted.items()}
+
+
+def _has_metadata(message: Message, wanted: dict[str, bytes]) -> bool:
+    have = message.metadata
+    return all(key in have and _json.encode(have[key]) == value
+               for key, value in wanted.items())
 
 
 def _filters(query: Any, t: sa.Table, roles: Sequence[str] | None, since: float | None,

@@ -14,10 +14,23 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+
+_days: dict[int, str] = {}
+
+
+def day_of(at: float) -> str:
+    """The UTC date (ISO) of a time in epoch seconds: the day an analytics row counts."""
+    number = int(at // 86400)
+    day = _days.get(number)
+    if day is None:
+        day = _days[number] = time.strftime("%Y-%m-%d", time.gmtime(number * 86400))
+    return day
+
 
 GROWTH = 1.05
 _LOG_GROWTH = math.log(GROWTH)

@@ -17,10 +17,12 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
     from typing import Any
 
     from session_store.domain.events import Event, RecordedEvent, SessionKey, Usage
+    from session_store.domain.messages import StoredMessage
     from session_store.domain.snapshot import Session, SessionPage, SessionStatistics
     from session_store.errors import (
         ConcurrencyError,
         InvalidEvent,
+        MessageNotFound,
         SchemaError,
         SessionAlreadyExists,
         SessionClosed,
@@ -50,12 +52,15 @@ _HOMES = {
     "SessionStore": "session_store.store",
     "open_store": "session_store.store",
     "SyncSessionStore": "session_store.sync",
+    "StoredMessage": "session_store.domain.messages",
+    "MessageNotFound": "session_store.errors",
 }
 
 __all__ = [
     "ConcurrencyError",
     "Event",
     "InvalidEvent",
+    "MessageNotFound",
     "RecordedEvent",
     "SchemaError",
     "Session",
@@ -68,6 +73,7 @@ __all__ = [
     "SessionStore",
     "SessionStoreError",
     "StoreUnavailable",
+    "StoredMessage",
     "SyncSessionStore",
     "Usage",
     "open_store",

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from projections.history import History
 from session_store import reads
 from session_store.domain import validation
 from session_store.domain.events import (
@@ -32,6 +33,7 @@ from session_store.domain.events import (
     SessionKey,
     SessionReactivated,
     StateChanged,
+    TagsChanged,
 )
 from session_store.domain.scopes import (
     delta_of,
@@ -46,6 +48,7 @@ from session_store.hooks import Hooks
 from session_store.log import ANY
 from session_store.log.batching import Append
 from session_store.log.eventlog import EventLog
+from session_store.messages import visible_message
 from session_store.storage.database import Database
 
 SessionRef = Session | SessionKey | tuple[str, str, str]
@@ -67,12 +70,25 @@ class ImportReport:
         return self.events - self.added
 
 
+def appended(event: Event) -> MessageAppended:
+    """The payload that records `event`, checked: its author defaults to its role, and its
+    `temp:` state keys are dropped."""
+    validation.check_event(event)
+    if not event.author:
+        event = msgspec.structs.replace(event, author=event.role)
+    if event.state_delta:
+        event = msgspec.structs.replace(
+            event, state_delta=without_temp(event.state_delta) or None)
+    return MessageAppended(message=event)
+
+
 class Appending:
     """Commands that append to the log (mixed into `SessionStore`)."""
 
     db: Database
     log: EventLog
     hooks: Hooks
+    history: History
     written: int
     """The newest log position this store has appended (read-your-writes target)."""
 
@@ -91,23 +107,25 @@ class Appending:
         key = ref(session)
         if isinstance(events, Event) or not events:
             raise InvalidEvent("append_events takes a non-empty list of Event")
-        messages = []
-        for event in events:
-            validation.check_event(event)
-            if not event.author:
-                event = msgspec.structs.replace(event, author=event.role)
-            if event.state_delta:
-                event = msgspec.structs.replace(
-                    event, state_delta=without_temp(event.state_delta) or None)
-            messages.append(MessageAppended(message=event))
+        messages = [appended(event) for event in events]
         return await self._append(key, messages, expected_version=expected_version,
                                   event_ids=[m.message.id for m in messages])
 
     async def retract_message(self, session: SessionRef, message_id: str, *,
                               expected_version: int | None = ANY) -> RecordedEvent:
-        """Take a message back: it leaves the visible history; the log keeps both facts."""
-        retracted = MessageRetracted(message_id=validation.check_id(message_id, "message_id"))
-        return (await self._append(ref(session), [retracted],
+        """Take a message back: it leaves the visible history; the log keeps both facts.
+        `MessageNotFound` (nothing written) unless the session shows that message now."""
+        key = ref(session)
+        await visible_message(self.db, self.history, key, message_id)
+        retracted = MessageRetracted(message_id=message_id)
+        return (await self._append(key, [retracted], expected_version=expected_version))[0]
+
+    async def set_tags(self, session: SessionRef, tags: Sequence[str], *,
+                       expected_version: int | None = ANY) -> RecordedEvent:
+        """Replace the session's tags (a `TagsChanged` event; `list_sessions(tags=...)`
+        finds it by the new ones). Each tag is checked like an id; duplicates are dropped."""
+        changed = TagsChanged(tags=validation.tags_of(tags))
+        return (await self._append(ref(session), [changed],
                                    expected_version=expected_version))[0]
 
     async def append_payloads(self, session: SessionRef, payloads: Sequence[Payload], *,
@@ -186,9 +204,11 @@ class Appending:
         """Append the session streams of exported records, keeping their event ids: what
         is already stored is not added again, so importing twice is a no-op.
 
-        Payloads (message timestamps included) are kept as they were; `recorded_at`,
-        positions and hashes are this log's own. Scope streams are not imported: the
-        sessions' own deltas write them again (event ids `f"{event_id}:{scope}"`). A
+        Payloads (message timestamps included) and each event's `recorded_at` are kept as
+        they were (so a session's `created_at`, `last_update_time` and `expires_at` too);
+        positions, hashes and anchors are this log's own: a new chain over the original
+        times. Scope streams are not imported: the sessions' own deltas write them again
+        (event ids `f"{event_id}:{scope}"`, at the time of the event that wrote them). A
         stream whose stored events are a prefix of the exported ones gets the rest.
         """
         streams: dict[SessionKey, list[RecordedEvent]] = {}
@@ -205,16 +225,18 @@ class Appending:
             if not missing:
                 continue
             appends = [self.log.prepare_append(key, [r.data for r in missing],
-                                               event_ids=[r.event_id for r in missing])]
-            by_stream: dict[SessionKey, list[tuple[str, dict[str, Any]]]] = {}
+                                               event_ids=[r.event_id for r in missing],
+                                               recorded_at=[r.recorded_at for r in missing])]
+            by_stream: dict[SessionKey, list[tuple[RecordedEvent, dict[str, Any]]]] = {}
             for record in missing:
                 for stream, shared in shared_deltas(key, delta_of(record.data)):
-                    by_stream.setdefault(stream, []).append((record.event_id, shared))
+                    by_stream.setdefault(stream, []).append((record, shared))
             for stream, changes in by_stream.items():
                 scope = "user" if stream.user_id else "app"
                 appends.append(self.log.prepare_append(
                     stream, [shared_change(key, stream, d) for _, d in changes],
-                    event_ids=[f"{event_id}:{scope}" for event_id, _ in changes]))
+                    event_ids=[f"{r.event_id}:{scope}" for r, _ in changes],
+                    recorded_at=[r.recorded_at for r, _ in changes]))
             sent = {id(payload) for payload in appends[0].payloads}
             fresh = sum(id(r.data) in sent for r in await self._commit(appends))
             added += fresh

@@ -65,3 +65,8 @@ class CorruptEvent(SessionStoreError):
     def __init__(self, message: str, *, position: int | None = None):
         super().__init__(message)
         self.position = position
+
+
+class MessageNotFound(SessionNotFound):
+    """No visible message with that id in that session (unknown, of another session,
+    retracted or cleared)."""

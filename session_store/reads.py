@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
 
 from projections.heads import HEADS, TAGS
-from session_store.domain.events import MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.events import (
+    InteractionTracked,
+    MessageAppended,
+    RecordedEvent,
+    SessionKey,
+)
 from session_store.domain.lifecycle import ACTIVE, EXPIRED, Head
-from session_store.domain.snapshot import SessionPage, snapshot
+from session_store.domain.messages import StoredMessage
+from session_store.domain.snapshot import SUMMARY, SessionPage, snapshot
 from session_store.errors import InvalidEvent
 from session_store.gc_pause import fewer_collections
 from session_store.storage.codec import RECORD_LIST, decode_head, decode_rows
@@ -30,17 +36,23 @@ _HEADS_SQL = (f"SELECT body FROM {HEADS.name} WHERE app_name = ? AND ("
 """A session's head with its app's and its user's scope rows."""
 
 
-def _messages_sql(newest_first: bool, since: bool) -> str:
+def _messages_sql(newest_first: bool, tracked: bool) -> str:
+    """The visible messages (newest first, `LIMIT ?`), or all in order; `tracked`: with the
+    session's tracked interactions (for statistics of the whole session)."""
     query = (f"SELECT {RECORD_LIST} FROM ss_events WHERE app_name = ? AND user_id = ? "
-             "AND session_id = ? AND type = 'MessageAppended' AND version > ? AND version <= ?")
-    if since:
-        query += " AND recorded_at >= ?"
+             "AND session_id = ? AND ((type = 'MessageAppended' AND version > ?)"
+             + (" OR type = 'InteractionTracked'" if tracked else "") + ") AND version <= ?")
     return query + (" ORDER BY version DESC LIMIT ?" if newest_first else " ORDER BY version")
 
 
-_MESSAGES = {(n, s): _messages_sql(n, s) for n in (False, True) for s in (False, True)}
+_MESSAGES = {(n, t): _messages_sql(n, t) for n in (False, True) for t in (False, True)}
 
-Loaded = tuple[Head | None, dict[str, Any], list[RecordedEvent]]
+class Loaded(NamedTuple):
+    head: Head | None
+    scoped: dict[str, Any]
+    messages: list[RecordedEvent]
+    tracked_times: list[float]
+    """Response times (> 0) of the session's tracked interactions, for a full read."""
 
 
 def _split_heads(bodies: Sequence[Any]) -> tuple[Head | None, dict[str, Any]]:
@@ -63,7 +75,9 @@ async def load_heads(db: Database, key: SessionKey) -> tuple[Head | None, dict[s
 async def load_session(db: Database, key: SessionKey, *, limit: int | None,
                        since: float | None) -> Loaded:
     """The session's head, its merged app/user scope state, and its visible messages
-    (the last `limit` ones recorded at or after `since`), oldest first, in one hop."""
+    (the last `limit` ones whose own time is at or after `since`), oldest first, in one
+    hop; with neither, the response times of its tracked interactions too."""
+    whole = limit is None and since is None
     found: list[tuple[Head | None, dict[str, Any]]] = []
 
     def messages(bodies: Sequence[Any]) -> tuple[str, list[Any]] | None:
@@ -73,26 +87,28 @@ async def load_session(db: Database, key: SessionKey, *, limit: int | None,
             return None
         params: list[Any] = [head.app_name, head.user_id, head.session_id, head.history_from,
                              head.version]
-        if since is not None:
-            params.append(since)
-        if limit is not None:
+        windowed = False  # with `since`, every message is read: its own time is in its body
+        if limit is not None and since is None:
+            windowed = True
             params.append(limit + len(head.retracted))
-        return _MESSAGES[(limit is not None, since is not None)], params
+        return _MESSAGES[(windowed, whole and head.tracked_timed > 0)], params
 
     _, rows = await db.dialect.fetch_then(db, _HEADS_SQL, list(key), messages)
     head, scoped = found[0]
     with fewer_collections():  # a long session decodes into thousands of objects
         events = decode_rows(rows) if rows else []
-    if limit is not None:
+    if limit is not None and since is None:
         events.reverse()
-    if head is not None and head.retracted:
-        retracted = set(head.retracted)
-        # (a purge racing this read leaves erased rows: they are not messages any more)
-        events = [r for r in events
-                  if isinstance(r.data, MessageAppended) and r.data.message.id not in retracted]
-        if limit is not None:
-            events = events[-limit:]
-    return head, scoped, events
+    tracked = [r.data.response_time for r in events if isinstance(r.data, InteractionTracked)
+               and r.data.response_time > 0]
+    retracted = set(head.retracted) if head is not None else set()
+    # (a purge racing this read leaves erased rows: they are not messages any more)
+    events = [r for r in events
+              if isinstance(r.data, MessageAppended) and r.data.message.id not in retracted
+              and (since is None or r.data.message.timestamp >= since)]
+    if limit is not None:
+        events = events[-limit:] if limit else []
+    return Loaded(head, scoped, events, tracked)
 
 
 _TOMBSTONE = ("SELECT version FROM ss_events WHERE app_name = ? AND user_id = ? AND "
@@ -158,8 +174,8 @@ async def list_page(db: Database, query: Any, *, app_name: str, limit: int) -> S
         heads = heads[:limit]
         app_state, user_states = await _scope_states(conn, app_name,
                                                      {h.user_id for h in heads})
-    sessions = [snapshot(h, {**user_states.get(h.user_id, {}), **app_state}, ())
-                for h in heads]
+    sessions = [snapshot(h, {**user_states.get(h.user_id, {}), **app_state}, (),
+                         covers=SUMMARY) for h in heads]
     return SessionPage(sessions, encode_cursor(heads[-1]) if more else None)
 
 
@@ -218,3 +234,35 @@ async def find_sessions(db: Database, session_id: str, *, app_name: str | None =
     async with db.engine.connect() as conn:
         return [SessionKey(a, u, session_id) for a, u in (await conn.execute(query)).all()]
 
+
+
+_MESSAGE_SQL = (f"SELECT {RECORD_LIST} FROM ss_events WHERE event_id = ? AND app_name = ? "
+                "AND user_id = ? AND session_id = ? AND type = 'MessageAppended'")
+_AT_SQL = f"SELECT {RECORD_LIST} FROM ss_events WHERE position = ?"
+
+
+async def find_message(db: Database, key: SessionKey, message_id: str,
+                       position: int | None = None) -> tuple[Head | None, StoredMessage | None]:
+    """The session's head and its message `message_id`, found through the log's event-id
+    index (a message's event id is its id when appended with `append_event(s)` or imported)
+    or, given its `position` (from the history read model), the log's primary key."""
+
+    def message(bodies: Sequence[Any]) -> tuple[str, list[Any]] | None:
+        if position is not None:
+            return _AT_SQL, [position]
+        return _MESSAGE_SQL, [message_id, *key]
+
+    bodies, rows = await db.dialect.fetch_then(db, _HEADS_SQL, list(key), message)
+    head, _ = _split_heads(bodies)
+    records = decode_rows(rows) if rows else []
+    if head is None or head.deleted or not records:
+        return head, None
+    record = records[0]
+    data = record.data
+    if record.key != key or not isinstance(data, MessageAppended) or data.message.id != message_id:
+        return head, None
+    return head, StoredMessage(
+        message=data.message, app_name=key.app_name, user_id=key.user_id,
+        session_id=key.session_id, version=record.version, position=record.position,
+        recorded_at=record.recorded_at, retracted=message_id in head.retracted,
+        cleared=record.version <= head.history_from)

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from session_store import reads
-from session_store.domain.events import MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.events import (
+    InteractionTracked,
+    MessageAppended,
+    RecordedEvent,
+    SessionKey,
+)
 from session_store.domain.lifecycle import Head, fold
 from session_store.domain.scopes import SHARED_SCOPES, scope_stream
-from session_store.domain.snapshot import Session, snapshot
+from session_store.domain.snapshot import SESSION, WINDOW, Session, snapshot
 from session_store.log.eventlog import EventLog
 
 
@@ -20,17 +25,23 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
     `None` when it never existed, was deleted (hidden at every version), or has
     not reached `to_version`. Shared `app:`/`user:` state is folded from the scope
     streams up to the global position of the session's event `to_version`: the
-    session exactly as it was then.
+    session exactly as it was then, status included (its expiry is judged at the time
+    event `to_version` was recorded). `since` keeps messages whose own time is at or after
+    it; `since` or `recent` make the snapshot a window.
     """
     if await reads.tombstoned(log.db, key):
         return None  # a deleted session is hidden at every version, not only the last
     head: Head | None = None
     messages: list[RecordedEvent] = []
     last_position = 0
+    last_time = 0.0
+    tracked: list[float] = []
     async for record in log.read_stream(key, to_version=to_version):
         head = fold(head, record)
-        last_position = record.position
-        if isinstance(record.data, MessageAppended):
+        last_position, last_time = record.position, record.recorded_at
+        if isinstance(record.data, InteractionTracked) and record.data.response_time > 0:
+            tracked.append(record.data.response_time)
+        elif isinstance(record.data, MessageAppended):
             messages.append(record)
         elif record.type == "HistoryCleared":
             messages = []
@@ -39,7 +50,7 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
     hidden = set(head.retracted)
     visible = [m for m in messages if m.data.message.id not in hidden]  # type: ignore[union-attr]
     if since is not None:
-        visible = [m for m in visible if m.recorded_at >= since]
+        visible = [m for m in visible if m.data.message.timestamp >= since]  # type: ignore[union-attr]
     if recent is not None:
         visible = visible[-recent:] if recent else []
     scoped: dict[str, Any] = {}
@@ -52,4 +63,6 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
             scope_head = fold(scope_head, record)
         if scope_head is not None:
             scoped.update(scope_head.state)
-    return snapshot(head, scoped, visible)
+    whole = recent is None and since is None
+    return snapshot(head, scoped, visible, now=last_time if to_version is not None else None,
+                    covers=SESSION if whole else WINDOW, tracked_times=tracked if whole else ())

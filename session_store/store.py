@@ -32,7 +32,8 @@ from session_store.domain.events import (
 )
 from session_store.domain.ids import new_id
 from session_store.domain.scopes import without_temp
-from session_store.domain.snapshot import Session, SessionPage, snapshot
+from session_store.domain.snapshot import SESSION, WINDOW, Session, SessionPage, snapshot
+from session_store.domain.times import Instant, optional_seconds
 from session_store.domain.validation import check_count, key_of, ref
 from session_store.errors import (
     ConcurrencyError,
@@ -43,6 +44,7 @@ from session_store.errors import (
 from session_store.hooks import Hook, Hooks, Middleware
 from session_store.log import NO_STREAM
 from session_store.log.eventlog import EventLog
+from session_store.messages import MessageReads
 from session_store.replay import replay_session
 from session_store.storage import failures
 from session_store.storage.database import (
@@ -52,9 +54,10 @@ from session_store.storage.database import (
     resolve_url,
     shown_url,
 )
+from session_store.transfer import Transfer
 
 
-class SessionStore(Appending):
+class SessionStore(Appending, MessageReads, Transfer):
     """Sessions of AI-agent conversations, kept as an event log with projections."""
 
     history: History
@@ -185,22 +188,24 @@ class SessionStore(Appending):
 
     async def get_session(self, *, app_name: str, user_id: str, session_id: str,
                           num_recent_events: int | None = None,
-                          after_timestamp: float | None = None,
+                          after_timestamp: Instant | None = None,
                           at_version: int | None = None) -> Session | None:
-        """The session now (or as it was after event `at_version`); None when not visible."""
+        """The session now (or as it was after event `at_version`); None when not visible.
+        `after_timestamp` keeps the messages whose own time is at or after it."""
         key = key_of(app_name, user_id, session_id)
         check_count(num_recent_events, "num_recent_events")
-        if after_timestamp is not None:
-            validation.check_non_negative(after_timestamp, "after_timestamp")
+        since = optional_seconds(after_timestamp, "after_timestamp")
         if at_version is not None:
             check_count(at_version, "at_version")
             return await replay_session(self.log, key, to_version=at_version,
-                                        recent=num_recent_events, since=after_timestamp)
-        head, scoped, messages = await reads.load_session(
-            self.db, key, limit=num_recent_events, since=after_timestamp)
+                                        recent=num_recent_events, since=since)
+        loaded = await reads.load_session(self.db, key, limit=num_recent_events, since=since)
+        head = loaded.head
         if head is None or head.deleted:
             return None
-        return snapshot(head, scoped, messages)
+        whole = num_recent_events is None and since is None
+        return snapshot(head, loaded.scoped, loaded.messages, covers=SESSION if whole else WINDOW,
+                        tracked_times=loaded.tracked_times)
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """The `user:` state shared by the user's sessions in the app, keys without prefix.
@@ -220,15 +225,14 @@ class SessionStore(Appending):
 
     async def list_sessions(self, *, app_name: str, user_id: str | None = None,
                             status: str | None = None, tags: Sequence[str] | None = None,
-                            since: float | None = None, limit: int = 100,
+                            since: Instant | None = None, limit: int = 100,
                             cursor: str | None = None) -> SessionPage:
         """Session summaries (state and metadata, no events), oldest activity first."""
         validation.check_id(app_name, "app_name")
         if user_id is not None:
             validation.check_id(user_id, "user_id")
         validation.check_status(status)
-        if since is not None:
-            validation.check_non_negative(since, "since")
+        since = optional_seconds(since, "since")
         validation.check_page_limit(limit)
         query = reads.page_query(app_name=app_name, user_id=user_id, status=status,
                                  tags=validation.tags_of(tags) if tags else None, since=since,

@@ -24,7 +24,9 @@ from projections.users import Users, UserSession, UserSummary
 from session_store.appending import ImportReport, SessionRef
 from session_store.audit import Report
 from session_store.domain.events import Event, RecordedEvent, SessionKey
+from session_store.domain.messages import StoredMessage
 from session_store.domain.snapshot import Session, SessionPage
+from session_store.domain.times import Instant
 from session_store.hooks import Hook, Middleware
 from session_store.log import ANY
 from session_store.loop_thread import LoopThread
@@ -109,7 +111,7 @@ class SyncSessionStore:
             metadata=metadata, tags=tags, timeout=timeout))
 
     def get_session(self, *, app_name: str, user_id: str, session_id: str,
-                    num_recent_events: int | None = None, after_timestamp: float | None = None,
+                    num_recent_events: int | None = None, after_timestamp: Instant | None = None,
                     at_version: int | None = None) -> Session | None:
         return self._loop.run(self._store.get_session(
             app_name=app_name, user_id=user_id, session_id=session_id,
@@ -124,7 +126,7 @@ class SyncSessionStore:
 
     def list_sessions(self, *, app_name: str, user_id: str | None = None,
                       status: str | None = None, tags: Sequence[str] | None = None,
-                      since: float | None = None, limit: int = 100,
+                      since: Instant | None = None, limit: int = 100,
                       cursor: str | None = None) -> SessionPage:
         return self._loop.run(self._store.list_sessions(
             app_name=app_name, user_id=user_id, status=status, tags=tags, since=since,
@@ -204,6 +206,24 @@ class SyncSessionStore:
     def import_records(self, records: Iterable[RecordedEvent]) -> ImportReport:
         return self._loop.run(self._store.import_records(records))
 
+    def import_events(self, source: Any) -> ImportReport:
+        return self._loop.run(self._store.import_events(source))
+
+    def export_session(self, *, app_name: str, user_id: str, session_id: str,
+                       format: str = "jsonl") -> str:
+        return self._loop.run(self._store.export_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, format=format))
+
+    def get_message(self, *, app_name: str, user_id: str, session_id: str,
+                    message_id: str) -> StoredMessage:
+        return self._loop.run(self._store.get_message(
+            app_name=app_name, user_id=user_id, session_id=session_id, message_id=message_id))
+
+    def set_tags(self, session: SessionRef, tags: Sequence[str], *,
+                 expected_version: int | None = ANY) -> RecordedEvent:
+        return self._loop.run(self._store.set_tags(session, tags,
+                                                   expected_version=expected_version))
+
     # --- the log ---------------------------------------------------------------------------
 
     def read_stream(self, session: SessionRef, *, from_version: int = 1,
@@ -246,20 +266,22 @@ class SyncHistory:
         self._queries, self._loop = queries, loop
 
     def messages(self, *, app_name: str, user_id: str, session_id: str,
-                 roles: Sequence[str] | None = None, since: float | None = None,
-                 until: float | None = None, after_version: int | None = None,
-                 limit: int | None = None) -> list[Message]:
+                 roles: Sequence[str] | None = None, since: Instant | None = None,
+                 until: Instant | None = None, after_version: int | None = None,
+                 limit: int | None = None, order: str = "oldest", last: int | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> list[Message]:
         return self._loop.run(self._queries.messages(
             app_name=app_name, user_id=user_id, session_id=session_id, roles=roles,
-            since=since, until=until, after_version=after_version, limit=limit))
+            since=since, until=until, after_version=after_version, limit=limit, order=order,
+            last=last, metadata=metadata))
 
     def search(self, text: str, *, app_name: str, user_id: str | None = None,
                session_id: str | None = None, roles: Sequence[str] | None = None,
-               since: float | None = None, until: float | None = None,
-               limit: int = 50) -> list[Message]:
+               since: Instant | None = None, until: Instant | None = None,
+               limit: int = 50, metadata: Mapping[str, Any] | None = None) -> list[Message]:
         return self._loop.run(self._queries.search(
             text, app_name=app_name, user_id=user_id, session_id=session_id, roles=roles,
-            since=since, until=until, limit=limit))
+            since=since, until=until, limit=limit, metadata=metadata))
 
     def count(self, *, app_name: str, user_id: str, session_id: str) -> int:
         return self._loop.run(self._queries.count(app_name=app_name, user_id=user_id,

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from session_store import Event, Session, Usage
+from session_store.domain.events import MessageAppended
 from session_store.store import SessionStore
 
 
@@ -40,11 +41,13 @@ async def test_num_recent_events(store: SessionStore) -> None:
     assert await texts(None) == [f"m{i}" for i in range(10)]
 
 
-async def test_after_timestamp_filters_on_recorded_time(store: SessionStore) -> None:
+async def test_after_timestamp_filters_on_message_time(store: SessionStore) -> None:
     session = await store.create_session(app_name="app", user_id="u")
     await store.add_message(session, "user", "old")
     await asyncio.sleep(0.02)
-    cut = (await store.add_message(session, "user", "new")).recorded_at
+    new = (await store.add_message(session, "user", "new")).data
+    assert isinstance(new, MessageAppended)
+    cut = new.message.timestamp
     await store.add_message(session, "user", "newer")
 
     async def texts(**options: object) -> list[str | None]:
@@ -151,7 +154,7 @@ async def test_snapshot_queries(store: SessionStore) -> None:
     assert [m.text for m in now.messages_by_role("user")] == ["Hello there",
                                                               "Tell me about HELLO world"]
     assert now.messages_by_role("nobody") == ()
-    assert [m.timestamp for m in now.messages_after(102.0)] == [103.0, 104.0]
+    assert [m.timestamp for m in now.messages_after(102.0)] == [102.0, 103.0, 104.0]
     assert [m.timestamp for m in now.search("hello")] == [100.0, 102.0, 103.0]
     assert now.search("absent") == ()
     stats = now.statistics()

@@ -29,8 +29,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from session_store.adapters.adk_codec import json_safe_state, store_event_id, to_store_event
-from session_store.domain.events import SessionKey
-from session_store.errors import SessionAlreadyExists, SessionStoreError
+from session_store.appending import appended
+from session_store.domain import validation
+from session_store.domain.events import (
+    Payload,
+    RecordedEvent,
+    SessionCreated,
+    SessionKey,
+    type_name,
+)
+from session_store.errors import SessionStoreError
 from session_store.store import SessionStore
 
 CONCURRENCY = 8
@@ -202,18 +210,24 @@ class _Importer:
 
         touched = {k for e in source.events for k in (e.actions.state_delta or {})}
         initial = {k: v for k, v in scopes["session"].items() if k not in touched}
-        try:
-            await self.store.create_session(app_name=key.app_name, user_id=key.user_id,
-                                            session_id=key.session_id, state=initial)
-            self.report.sessions_created += 1
-            stored_ids: set[str] = set()
-        except SessionAlreadyExists:
-            stored_ids = {recorded.event_id async for recorded in self.store.read_stream(key)}
+        # ADK's own times are kept: each event's `timestamp` is its `recorded_at`, and the
+        # session was created at its first event (or its last update, without events).
+        stored_ids = {recorded.event_id async for recorded in self.store.read_stream(key)}
+        records: list[RecordedEvent] = []
+        if not stored_ids:
+            created = min([source.last_update_time, *(e.timestamp for e in source.events[:1])])
+            records.append(_record(key, 1, SessionCreated(state=validation.check_mapping(
+                initial, "state")), store_event_id(key, _CREATED), created))
         for event in source.events:
-            if store_event_id(key, event.id) in stored_ids:
-                continue
-            await self.store.append_event(key, to_store_event(key, event))
-            self.report.events_imported += 1
+            if store_event_id(key, event.id) not in stored_ids:
+                message = appended(to_store_event(key, event))
+                records.append(_record(key, len(records) + 1, message, message.message.id,
+                                       event.timestamp))
+        if records:
+            added = (await self.store.import_records(records)).added
+            created = int(not stored_ids and added > 0)  # its SessionCreated is no ADK event
+            self.report.sessions_created += created
+            self.report.events_imported += added - created
         await self._fix_state(key, scopes["session"])
 
     async def _fix_state(self, key: SessionKey, want: dict[str, Any]) -> None:
@@ -232,6 +246,18 @@ class _Importer:
         for scope, want in self.scope_state.items():
             if want:
                 await self._fix_state(self.scope_targets[scope], want)
+
+
+_CREATED = "\x00session-created"
+"""The ADK-side name of an imported session's `SessionCreated` (its event id derives from it)."""
+
+
+def _record(key: SessionKey, version: int, payload: Payload, event_id: str,
+            at: float) -> RecordedEvent:
+    """An event to import (`SessionStore.import_records` keeps its id and time)."""
+    return RecordedEvent(position=0, app_name=key.app_name, user_id=key.user_id,
+                         session_id=key.session_id, version=version, type=type_name(payload),
+                         data=payload, event_id=event_id, recorded_at=at, hash="")  # type: ignore[arg-type]
 
 
 async def _bounded(jobs: Iterable[Any], limit: int) -> None:

@@ -11,12 +11,10 @@ import argparse
 import dataclasses
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
 import structlog
 from rich.rule import Rule
 
@@ -208,42 +206,37 @@ def show_analytics(found: figures.Figures, *, limit: int | None = 50,
 
 # --- export / import --------------------------------------------------------------------------
 
-_record_encoder = msgspec.json.Encoder()
-_record_decoder = msgspec.json.Decoder(RecordedEvent)
-
-
 async def export(store: SessionStore, args: argparse.Namespace) -> int:
+    """The session's events (`SessionStore.export_session`), JSON Lines or one document."""
     key = await resolve(store, args)
-    count = 0
+    text = await store.export_session(app_name=key.app_name, user_id=key.user_id,
+                                      session_id=key.session_id,
+                                      format=getattr(args, "format", "jsonl"))
     with ExitStack() as stack:
         target: IO[bytes] = (sys.stdout.buffer if args.output in (None, "-")
                              else stack.enter_context(Path(args.output).open("wb")))
-        async for record in store.read_stream(key):
-            target.write(_record_encoder.encode(record) + b"\n")
-            count += 1
+        target.write(text.encode())
         target.flush()
     log.info("exported", session=f"{key.app_name}/{key.user_id}/{key.session_id}",
-             events=count, to=args.output or "stdout")
+             bytes=len(text), to=args.output or "stdout")
     return 0
 
 
-def _read_records(path: str) -> Iterator[RecordedEvent]:
-    with ExitStack() as stack:
-        source = sys.stdin.buffer if path == "-" else stack.enter_context(Path(path).open("rb"))
-        for number, line in enumerate(source, 1):
-            if not line.strip():
-                continue
-            try:
-                yield _record_decoder.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                raise InvalidEvent(f"{path}:{number}: not an exported event ({error})") from None
+def _read_export(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
 
 
 async def import_file(store: SessionStore, args: argparse.Namespace) -> int:
     """Append the exported streams of FILE; ids are kept, so importing twice changes nothing
     (see `SessionStore.import_records`)."""
-    records = list(_read_records(args.file))
-    report = await store.import_records(records)
+    try:
+        report = await store.import_events(_read_export(args.file))
+    except InvalidEvent as error:
+        said = str(error)
+        where = f"{args.file}:" if said.startswith("line ") else f"{args.file}: "
+        raise InvalidEvent(where + said.removeprefix("line ")) from None
     text = (f"Imported {args.file}: {report.added:,} events added, {report.present:,} already "
             f"present ({report.events:,} read, of {report.sessions} session(s); "
             f"{report.sessions_added} new)")

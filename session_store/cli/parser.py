@@ -179,10 +179,12 @@ def build_parser(only: str | None = None, *, every: bool = True) -> argparse.Arg
     p.add_argument("session", metavar="SESSION", help="session id")
     owner(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    p.add_argument("--format", choices=("jsonl", "json"), default="jsonl",
+                   help="JSON Lines of events (default), or one JSON document")
 
     p = command("import", "append the sessions of an `export` file (importing twice is a "
                           "no-op)")
-    p.add_argument("file", metavar="FILE", help="JSON Lines from `export` ('-' for stdin)")
+    p.add_argument("file", metavar="FILE", help="what `export` wrote ('-' for stdin)")
 
     p = command("import-adk", "bring the sessions of a Google ADK session database in")
     p.add_argument("source", metavar="SOURCE_URL", help="the ADK database (path or URL)")

@@ -60,6 +60,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fa
     native: Any = None
     id: str = msgspec.field(default_factory=new_id)
     timestamp: float = msgspec.field(default_factory=time.time)
+    metadata: dict[str, Any] = {}
+    """The caller's own facts about this message (JSON values): kept in the log, exported,
+    returned on reads, filterable in history (`history.messages(metadata={...})`). A message
+    stored before the field existed decodes with `{}`."""
 
     @property
     def speaker(self) -> str:
@@ -213,6 +217,12 @@ class CheckpointsRemoved(Payload, frozen=True):
     reason: str | None = None
 
 
+class TagsChanged(Payload, frozen=True):
+    """The session's tags from now on (`store.set_tags`)."""
+
+    tags: list[str] = []
+
+
 class PayloadErased(Payload, frozen=True):
     """What a purged event's payload reads as: only its original type survives."""
 
@@ -247,6 +257,7 @@ AnyPayload = (
     | PendingWritesSaved
     | CheckpointsRemoved
     | PayloadErased
+    | TagsChanged
 )
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
@@ -270,6 +281,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         PendingWritesSaved,
         CheckpointsRemoved,
         PayloadErased,
+        TagsChanged,
     )
 }
 

@@ -31,6 +31,7 @@ from session_store.domain.events import (
     SessionKey,
     SessionPurged,
     StateChanged,
+    TagsChanged,
 )
 from session_store.domain.scopes import update_stream_state
 from session_store.errors import SessionAlreadyExists, SessionClosed, SessionNotFound
@@ -46,7 +47,7 @@ STATUS_AFTER = {"SessionArchived": ARCHIVED, "SessionReactivated": ACTIVE,
 """Event types that set the status."""
 WAKES = frozenset({"MessageAppended", "StateChanged", "InteractionTracked", "MetadataChanged",
                    "MessageRetracted", "HistoryCleared", "CheckpointSaved",
-                   "PendingWritesSaved", "CheckpointsRemoved"})
+                   "PendingWritesSaved", "CheckpointsRemoved", "TagsChanged"})
 """Activity: it moves `last_update_time` and brings an expired session back."""
 
 
@@ -152,6 +153,8 @@ def advance(head: Head | None, event: RecordedEvent) -> Head:
             head.metadata = dict(data.patch)
     elif isinstance(data, MessageRetracted):
         head.retracted.append(data.message_id)
+    elif isinstance(data, TagsChanged):
+        head.tags = list(data.tags)
     elif isinstance(data, HistoryCleared):
         head.history_from = event.version
         head.retracted = []

@@ -9,13 +9,23 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
+from session_store.domain import search as searching
 from session_store.domain.events import Event, MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.frozen import frozen, thawed
 from session_store.domain.lifecycle import ACTIVE, EXPIRED, Head
+from session_store.domain.times import seconds
+from session_store.errors import InvalidEvent
+
+SESSION, WINDOW, SUMMARY = "session", "window", "summary"
+"""What a snapshot's `events` (and so its `statistics()`) cover: every visible message of
+the session; only some of them (`num_recent_events`, `after_timestamp`); none (a summary
+from `list_sessions`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +38,9 @@ class SessionStatistics:
     mean_response_time: float | None
     p95_response_time: float | None
     duration: float
+    covers: str = SESSION
+    """`session`: every visible message and every tracked interaction; `window`: only the
+    messages the snapshot holds (tracked interactions are not tied to a message, so none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +53,8 @@ class TrackedTotals:
     response_time_sum: float = 0.0
     timed: int = 0
     """How many of them carried a response time."""
+    response_times: tuple[float, ...] = ()
+    """Each of those response times, when the snapshot covers the whole session."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +74,13 @@ class Session:
     last_update_time: float
     expires_at: float | None
     tracked: TrackedTotals = field(default_factory=TrackedTotals)
+    covers: str = SESSION
+    """What `events` hold: `session` (every visible message), `window` (some of them) or
+    `summary` (none: `list_sessions`)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "state", MappingProxyType(dict(self.state)))
-        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+    def __post_init__(self) -> None:  # deeply immutable: nested values cannot change either
+        object.__setattr__(self, "state", MappingProxyType(frozen(dict(self.state))))
+        object.__setattr__(self, "metadata", MappingProxyType(frozen(dict(self.metadata))))
 
     @property
     def key(self) -> SessionKey:
@@ -78,23 +96,34 @@ class Session:
     def messages_by_role(self, role: str) -> tuple[Event, ...]:
         return tuple(m for m in self.messages if m.role == role)
 
-    def messages_after(self, timestamp: float) -> tuple[Event, ...]:
-        return tuple(m for m in self.messages if m.timestamp > timestamp)
+    def messages_after(self, timestamp: float | datetime) -> tuple[Event, ...]:
+        """Messages whose own time is at or after `timestamp` (epoch seconds or an aware
+        datetime): `>=`, the one meaning of every time filter (`session_store.domain.times`)."""
+        since = seconds(timestamp, "timestamp")
+        return tuple(m for m in self.messages if m.timestamp >= since)
 
     def search(self, text: str) -> tuple[Event, ...]:
-        """Messages whose text contains `text`, ignoring case."""
-        needle = text.casefold()
-        return tuple(m for m in self.messages if m.text and needle in m.text.casefold())
+        """Messages matching every word, `prefix*` and `"phrase"` of `text`, ignoring case
+        and accents: the rule of `history.search` (`session_store.domain.search`)."""
+        if not isinstance(text, str):
+            raise InvalidEvent(f"search text must be a string, not {type(text).__name__}")
+        terms = searching.parse(text)
+        return tuple(m for m in self.messages if searching.matches(terms, searching.text_of(m)))
 
     def statistics(self) -> SessionStatistics:
-        """Counts, tokens and response times of the messages held plus tracked interactions.
-
-        The mean response time covers messages and tracked interactions that carried
-        one; the p95 covers message response times only (tracked ones are kept as totals).
-        """
+        """Counts, tokens and response times of what the snapshot covers (`covers`): the
+        whole session (visible messages and tracked interactions), or only the window of
+        messages it holds. The mean and the p95 take every response time covered, tracked
+        interactions' included. A summary (`list_sessions`) holds no messages: `InvalidEvent`
+        (read the session with `get_session`)."""
+        if self.covers == SUMMARY:
+            raise InvalidEvent(f"session {self.id!r} is a summary from list_sessions and holds "
+                               "no messages: read it with get_session for its statistics")
+        tracked = self.tracked if self.covers == SESSION else TrackedTotals()
         by_role: dict[str, int] = {}
-        tokens_in, tokens_out, times = self.tracked.tokens_in, self.tracked.tokens_out, []
-        interactions = self.tracked.interactions
+        tokens_in, tokens_out = tracked.tokens_in, tracked.tokens_out
+        times = list(tracked.response_times)
+        interactions = tracked.interactions
         for message in self.messages:
             by_role[message.role] = by_role.get(message.role, 0) + 1
             if message.usage is not None:
@@ -104,8 +133,11 @@ class Session:
                 times.append(message.response_time)
             if message.usage is not None or message.response_time is not None:
                 interactions += 1
-        total_time = sum(times) + self.tracked.response_time_sum
-        timed = len(times) + self.tracked.timed
+        timed = len(times)
+        total_time = sum(times)
+        if len(tracked.response_times) != tracked.timed:  # totals only (an old caller's)
+            total_time += tracked.response_time_sum
+            timed += tracked.timed
         times.sort()
         return SessionStatistics(
             messages=sum(by_role.values()),
@@ -115,19 +147,26 @@ class Session:
             interactions=interactions,
             mean_response_time=total_time / timed if timed else None,
             p95_response_time=times[max(0, math.ceil(0.95 * len(times)) - 1)] if times else None,
-            duration=max(0.0, self.last_update_time - self.created_at),
+            duration=max(0.0, self.last_update_time - self.created_at), covers=self.covers,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (events included, as their builtins form)."""
         return {
             "id": self.id, "app_name": self.app_name, "user_id": self.user_id,
-            "version": self.version, "status": self.status, "state": dict(self.state),
-            "metadata": dict(self.metadata), "tags": list(self.tags),
+            "version": self.version, "status": self.status, "state": thawed(self.state),
+            "metadata": thawed(self.metadata), "tags": list(self.tags),
             "created_at": self.created_at, "last_update_time": self.last_update_time,
             "expires_at": self.expires_at,
             "events": [msgspec.to_builtins(e) for e in self.events],
+            "tracked": thawed(msgspec.to_builtins(self.tracked)), "covers": self.covers,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        """The snapshot `to_dict` gave (`Session.from_dict(s.to_dict()) == s`); `InvalidEvent`
+        for anything else."""
+        return session_of(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +176,8 @@ class SessionPage:
 
 
 def snapshot(head: Head, scoped: Mapping[str, Any], messages: Sequence[RecordedEvent],
-             now: float | None = None) -> Session:
+             now: float | None = None, *, covers: str = SESSION,
+             tracked_times: Sequence[float] = ()) -> Session:
     """The public `Session` of a head, its app/user scope state and its messages.
 
     An active session idle past its timeout shows as expired before the store has
@@ -154,5 +194,45 @@ def snapshot(head: Head, scoped: Mapping[str, Any], messages: Sequence[RecordedE
         last_update_time=head.last_update_time, expires_at=expires_at,
         tracked=TrackedTotals(head.tracked_interactions, head.tracked_tokens_in,
                               head.tracked_tokens_out, head.tracked_response_time,
-                              head.tracked_timed),
+                              head.tracked_timed, tuple(tracked_times)),
+        covers=covers,
     )
+
+
+class _SessionDict(msgspec.Struct, kw_only=True):
+    """The shape of `Session.to_dict()`, as `from_dict` checks it."""
+
+    id: str
+    app_name: str
+    user_id: str
+    version: int
+    status: str
+    state: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    tags: list[str] = []
+    created_at: float
+    last_update_time: float
+    expires_at: float | None = None
+    events: list[RecordedEvent] = []
+    tracked: TrackedTotals = TrackedTotals()
+    covers: str = SESSION
+
+
+def session_of(data: Mapping[str, Any]) -> Session:
+    """The `Session` of a `to_dict()` dict."""
+    if not isinstance(data, Mapping):
+        raise InvalidEvent(f"Session.from_dict takes a dict from Session.to_dict, not "
+                           f"{type(data).__name__}")
+    try:
+        found = msgspec.convert(dict(data), _SessionDict, strict=False)
+    except (msgspec.ValidationError, TypeError) as error:
+        raise InvalidEvent(f"not a dict from Session.to_dict: {error}") from None
+    if found.covers not in (SESSION, WINDOW, SUMMARY):
+        raise InvalidEvent(f"covers must be one of session, window, summary, not "
+                           f"{found.covers!r}")
+    return Session(
+        id=found.id, app_name=found.app_name, user_id=found.user_id, version=found.version,
+        status=found.status, state=found.state, metadata=found.metadata,
+        tags=tuple(found.tags), events=tuple(found.events), created_at=found.created_at,
+        last_update_time=found.last_update_time, expires_at=found.expires_at,
+        tracked=found.tracked, covers=found.covers)

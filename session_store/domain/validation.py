@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import msgspec
+
 from session_store.domain.events import (
     PAYLOAD_TYPES,
     Event,
@@ -21,6 +23,7 @@ from session_store.domain.events import (
     Payload,
     SessionCreated,
     SessionKey,
+    TagsChanged,
     Usage,
 )
 from session_store.domain.lifecycle import STATUSES
@@ -68,7 +71,12 @@ MAX_TIMEOUT = 100 * 31_557_600.0
 """Longest session timeout, in seconds (100 Julian years): the expiry (last update plus the
 timeout) stays a time every reader can show. No timeout (`None`) never expires."""
 
+MAX_MESSAGE_METADATA_BYTES = 64 * 1024
+"""Largest `Event.metadata`, in bytes of its JSON: it is copied into the history read model
+beside the message, so it stays a small fraction of the payload limit."""
+
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+_json = msgspec.json.Encoder()
 
 
 def check_id(value: object, what: str) -> str:
@@ -230,6 +238,18 @@ def check_event(event: Any) -> None:
     if event.state_delta is not None:
         check_mapping(event.state_delta, "state_delta")
     check_timestamp(event.timestamp, "timestamp")
+    check_message_metadata(event.metadata)
+
+
+def check_message_metadata(metadata: object) -> None:
+    """`Event.metadata`: a JSON object of at most MAX_MESSAGE_METADATA_BYTES."""
+    if isinstance(metadata, dict) and not metadata:
+        return
+    check_mapping(metadata, "metadata")
+    size = len(_json.encode(metadata))
+    if size > MAX_MESSAGE_METADATA_BYTES:
+        raise InvalidEvent(f"metadata is {size:,} bytes of JSON; the limit is "
+                           f"{MAX_MESSAGE_METADATA_BYTES:,} bytes per message")
 
 
 def check_numbers(payload: Payload) -> None:
@@ -246,6 +266,7 @@ def check_numbers(payload: Payload) -> None:
         if message.response_time is not None:
             check_response_time(message.response_time, "response_time")
         check_timestamp(message.timestamp, "timestamp")
+        check_message_metadata(message.metadata)
     elif isinstance(payload, InteractionTracked):
         check_tokens(payload.tokens_in, "tokens_in")
         check_tokens(payload.tokens_out, "tokens_out")
@@ -257,7 +278,7 @@ def check_numbers(payload: Payload) -> None:
 def check_payload_ids(payload: Payload) -> None:
     """The ids a payload puts in indexed text columns (a session's tags, a retracted
     message's id) pass `check_id`, however the payload was made (imports, middleware)."""
-    if isinstance(payload, SessionCreated):
+    if isinstance(payload, (SessionCreated, TagsChanged)):
         tags_of(payload.tags)
     elif isinstance(payload, MessageRetracted):
         check_id(payload.message_id, "message_id")

@@ -55,6 +55,8 @@ class Append(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     expected_version: int | None = None
     caller_ids: bool = False
     erase: bool = False
+    recorded_at: tuple[float, ...] = ()
+    """Each event's `recorded_at` when the caller keeps it (an import); else the batch's."""
 
 
 Commit = tuple[Append, ...]
@@ -246,20 +248,21 @@ def _plan(commit: Commit, heads: dict[SessionKey, tuple[int, str]], position: in
                 expected=expected, actual=version,
             )
         app, user, session = stream
-        for payload, data, event_id in zip(append.payloads, append.encoded, append.event_ids,
-                                           strict=True):
+        times = append.recorded_at or (now,) * len(append.payloads)
+        for payload, data, event_id, at in zip(append.payloads, append.encoded,
+                                               append.event_ids, times, strict=True):
             version += 1
             position += 1
             type_name = type(payload).__name__
-            previous = chain_hash(previous, stream, version, type_name, event_id, now, data)
+            previous = chain_hash(previous, stream, version, type_name, event_id, at, data)
             anchor = anchor_hash(anchor, position, previous, key)
             planned.append(RecordedEvent(
                 position=position, app_name=app, user_id=user, session_id=session,
                 version=version, type=type_name, data=payload,  # type: ignore[arg-type]
-                event_id=event_id, recorded_at=now, hash=previous,
+                event_id=event_id, recorded_at=at, hash=previous,
             ))
             rows.append((position, app, user, session, version, type_name, payload.schema, data,
-                         event_id, now, previous, anchor))
+                         event_id, at, previous, anchor))
         local[stream] = (version, previous)
     return planned, rows, local, anchor
 

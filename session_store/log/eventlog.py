@@ -122,8 +122,11 @@ class EventLog:
     def prepare_append(self, key: SessionKey, payloads: Sequence[Payload], *,
                        expected_version: int | None = ANY,
                        event_ids: Sequence[str | None] | None = None,
-                       erase: bool = False) -> Append:
-        """Validate and encode events for one stream; raises `InvalidEvent`, writes nothing."""
+                       erase: bool = False,
+                       recorded_at: Sequence[float] | None = None) -> Append:
+        """Validate and encode events for one stream; raises `InvalidEvent`, writes nothing.
+        `recorded_at` keeps each event's original time (an import); the chain hash covers
+        it like any other."""
         key = validation.check_stream_key(key)
         if not payloads:
             raise InvalidEvent("an append needs at least one event")
@@ -141,10 +144,18 @@ class EventLog:
         for payload in payloads:  # what the read models store must fit every backend
             validation.check_numbers(payload)
             validation.check_payload_ids(payload)
+        times: tuple[float, ...] = ()
+        if recorded_at is not None:
+            if len(recorded_at) != len(payloads):
+                raise InvalidEvent("recorded_at must give one time per event")
+            for at in recorded_at:
+                validation.check_timestamp(at, "recorded_at")
+            times = tuple(float(at) for at in recorded_at)
         encoded = tuple(encode_for_log(p, self.max_event_bytes) for p in payloads)
         return Append(key=key, payloads=tuple(payloads), encoded=encoded,
                       event_ids=tuple(ids), expected_version=expected_version,
-                      caller_ids=any(i is not None for i in given), erase=erase)
+                      caller_ids=any(i is not None for i in given), erase=erase,
+                      recorded_at=times)
 
     async def append(self, key: SessionKey, payloads: Sequence[Payload], *,
                      expected_version: int | None = ANY,

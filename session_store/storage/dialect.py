@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from session_store.domain.events import RecordedEvent, SessionKey
+from session_store.domain.search import Term
 
 if TYPE_CHECKING:  # typing only: the database module imports the dialects
     from session_store.storage.database import Database
@@ -81,8 +82,9 @@ class TextIndex(Protocol):
         """What the index holds beyond the table's rows, for `verify` to compare."""
         ...
 
-    def match(self, query: Any, words: Sequence[str]) -> Any:
-        """`query` (a select over the table) narrowed to rows holding every word."""
+    def match(self, query: Any, terms: Sequence[Term]) -> Any:
+        """`query` (a select over the table) narrowed to rows that may match every term: at
+        least those that do (`session_store.domain.search` decides)."""
         ...
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only as await_
 
 from session_store.domain.events import RecordedEvent, SessionKey
+from session_store.domain.search import Term
 from session_store.errors import StoreUnavailable
 from session_store.storage.codec import RECORD_LIST, decode_row, decode_rows
 from session_store.storage.dialect import (
@@ -303,6 +304,7 @@ class PostgresTextIndex:
 
     TEXT = "text"
     TSV_CHARS = 200_000
+    MAX_WORD_BYTES = 2047
 
     def __init__(self, table: sa.Table, name: str) -> None:
         self.table, self.name = table, name
@@ -341,8 +343,16 @@ class PostgresTextIndex:
     def dump(self, conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
         return {}  # the tsv column is part of the table's rows
 
-    def match(self, query: Any, words: Sequence[str]) -> Any:
-        tsquery = sa.func.plainto_tsquery(sa.literal_column("'simple'"), " ".join(words))
+    def match(self, query: Any, terms: Sequence[Term]) -> Any:
+        # Words are letters and digits only (`search.words`): quoting them is enough. A
+        # tsvector holds no word over 2,047 bytes, so a term with one cannot narrow.
+        asked = " & ".join(
+            "(" + " <-> ".join(f"'{word}'" for word in term.words)
+            + (":*" if term.prefix else "") + ")" for term in terms
+            if all(len(word.encode()) < self.MAX_WORD_BYTES for word in term.words))
+        if not asked:
+            return query
+        tsquery = sa.func.to_tsquery(sa.literal_column("'simple'"), asked)
         tsv: Any = sa.literal_column(f"{self.table.name}.tsv")
         return query.where(tsv.op("@@")(tsquery))
 

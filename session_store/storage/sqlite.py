@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from session_store.domain.events import RecordedEvent, SessionKey
+from session_store.domain.search import Term
 from session_store.storage.codec import RECORD_LIST, decode_row, decode_rows
 from session_store.storage.dialect import Follow, Key, Loaded, Lock, Row, StreamHead
 from session_store.storage.schema import PURGE_ALLOWED
@@ -297,9 +298,13 @@ class SQLiteTextIndex:
         return {"fts rows": [tuple(row) for row in rowids],
                 "fts terms": [tuple(row) for row in terms]}
 
-    def match(self, query: Any, words: Sequence[str]) -> Any:
+    def match(self, query: Any, terms: Sequence[Term]) -> Any:
+        # detail=none has no positions: a phrase's words are asked for one by one (the
+        # search rule then checks their order); a prefix is FTS5's own `"word"*`.
+        asked = [f'"{word}"' for term in terms for word in term.words[:-1]]
+        asked += [f'"{term.words[-1]}"' + ("*" if term.prefix else "") for term in terms]
         fts = sa.table(self.name, sa.column("rowid"))
-        matched = " ".join('"' + word.replace('"', '""') + '"' for word in words)
+        matched = " ".join(asked)
         return (query.join(fts, fts.c.rowid == self.table.c[self._key])
                 .where(sa.text(f"{self.name} MATCH :match").bindparams(match=matched)))
 

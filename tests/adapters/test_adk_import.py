@@ -170,3 +170,23 @@ async def test_sources_that_are_not_adk_databases(tmp_path: Path, store: Session
         await import_adk(str(plain), store)
     with pytest.raises(ImportSourceError, match="unsupported source"):
         await import_adk("mysql://somewhere/db", store)
+
+
+async def test_import_keeps_adk_times(store: SessionStore, tmp_path: Path) -> None:
+    """Each ADK event's own timestamp becomes its `recorded_at`; the session starts at its
+    first event, so a replay shows no negative offsets."""
+    path = tmp_path / "adk_times.db"
+    source = SqliteSessionService(str(path))
+    session = await source.create_session(app_name=APP, user_id="u1", session_id="old")
+    stamps = [1_600_000_000.0, 1_600_000_060.5, 1_600_003_600.25]
+    for index, stamp in enumerate(stamps):
+        adk_event = event(f"t{index}")
+        adk_event.timestamp = stamp
+        await source.append_event(session, adk_event)
+    await import_adk(str(path), store)
+    imported = await store.get_session(app_name=APP, user_id="u1", session_id="old")
+    assert imported is not None
+    assert [e.recorded_at for e in imported.events] == stamps
+    assert imported.created_at == stamps[0]
+    assert imported.last_update_time == stamps[-1]
+    assert (await store.verify()).ok

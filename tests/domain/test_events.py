@@ -50,7 +50,7 @@ SAMPLES = [
 
 def test_every_payload_type_is_registered_under_its_class_name() -> None:
     assert all(name == cls.__name__ for name, cls in PAYLOAD_TYPES.items())
-    assert len(PAYLOAD_TYPES) == 18
+    assert len(PAYLOAD_TYPES) == 19
 
 
 def test_a_state_change_written_before_the_scope_link_still_decodes() -> None:
