@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
     from typing import Any
 
     from session_store.domain.events import Event, RecordedEvent, SessionKey, Usage
+    from session_store.domain.retention import RetentionPolicy
     from session_store.domain.snapshot import Session, SessionPage, SessionStatistics
     from session_store.errors import (
         ConcurrencyError,
@@ -50,6 +51,7 @@ _HOMES = {
     "SessionStore": "session_store.store",
     "open_store": "session_store.store",
     "SyncSessionStore": "session_store.sync",
+    "RetentionPolicy": "session_store.domain.retention",
 }
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "Event",
     "InvalidEvent",
     "RecordedEvent",
+    "RetentionPolicy",
     "SchemaError",
     "Session",
     "SessionAlreadyExists",

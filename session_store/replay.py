@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from session_store import reads
-from session_store.domain.events import MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.events import (
+    HistoryTrimmed,
+    MessageAppended,
+    RecordedEvent,
+    SessionKey,
+)
 from session_store.domain.lifecycle import Head, fold
 from session_store.domain.scopes import SHARED_SCOPES, scope_stream
 from session_store.domain.snapshot import Session, snapshot
@@ -34,6 +39,9 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
             messages.append(record)
         elif record.type == "HistoryCleared":
             messages = []
+        elif isinstance(record.data, HistoryTrimmed):
+            through = record.data.through_version
+            messages = [m for m in messages if m.version > through]
     if head is None or head.deleted or (to_version is not None and head.version < to_version):
         return None  # never existed, deleted, or not yet at that version
     hidden = set(head.retracted)

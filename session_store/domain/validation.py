@@ -15,10 +15,12 @@ from typing import Any
 from session_store.domain.events import (
     PAYLOAD_TYPES,
     Event,
+    HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
     MessageRetracted,
     Payload,
+    RetentionSet,
     SessionCreated,
     SessionKey,
     Usage,
@@ -195,14 +197,15 @@ def tags_of(tags: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def timeout_of(timeout: float | timedelta | None) -> float | None:
+def timeout_of(timeout: float | timedelta | None, what: str = "timeout") -> float | None:
+    """A duration in seconds (> 0, at most 100 years) from seconds or a `timedelta`."""
     if timeout is None:
         return None
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise InvalidEvent(f"timeout must be seconds > 0 or a positive timedelta, "
+        raise InvalidEvent(f"{what} must be seconds > 0 or a positive timedelta, "
                            f"not {timeout!r}")
-    check_non_negative(seconds, "timeout", MAX_TIMEOUT, " seconds (100 years)")
+    check_non_negative(seconds, what, MAX_TIMEOUT, " seconds (100 years)")
     return float(seconds)
 
 
@@ -252,6 +255,13 @@ def check_numbers(payload: Payload) -> None:
         check_response_time(payload.response_time, "response_time")
     elif isinstance(payload, SessionCreated) and payload.timeout is not None:
         timeout_of(payload.timeout)
+    elif isinstance(payload, RetentionSet):
+        for name in ("archive_after", "delete_after", "purge_after"):
+            timeout_of(getattr(payload, name), name)
+        check_count(payload.max_messages, "max_messages")
+    elif isinstance(payload, HistoryTrimmed):
+        check_count(payload.through_version, "through_version")
+        check_count(payload.kept, "kept")
 
 
 def check_payload_ids(payload: Payload) -> None:
