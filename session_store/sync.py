@@ -185,10 +185,11 @@ class SyncSessionStore:
 
     def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
                           tokens_out: int = 0, response_time: float = 0.0,
-                          model: str | None = None) -> RecordedEvent:
+                          model: str | None = None,
+                          provider: str | None = None) -> RecordedEvent:
         return self._loop.run(self._store.track_interaction(
             session, tokens_in=tokens_in, tokens_out=tokens_out, response_time=response_time,
-            model=model))
+            model=model, provider=provider))
 
     def archive_session(self, session: SessionRef) -> RecordedEvent:
         return self._loop.run(self._store.archive_session(session))

@@ -20,12 +20,14 @@ from session_store.appending import Appending
 from session_store.domain import validation
 from session_store.domain.events import RecordedEvent, SessionKey
 from session_store.domain.retention import RetentionPolicy
-from session_store.errors import InvalidEvent
+from session_store.errors import InvalidEvent, StoreUnavailable
 from session_store.maintenance import Maintenance
 from session_store.retention import RetentionReport, Rules
 from session_store.storage import schema
 
 _LOG_TABLES = (schema.events.name, schema.streams.name)
+_CATCH_UP_SECONDS = 300.0
+"""How long retention waits for the catch-up read models to reach the log's end."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Upkeep(Appending):
     async def get_retention(self, *, app_name: str) -> RetentionPolicy | None:
         """The app's retention policy, None when it has none."""
         app_name = validation.check_id(app_name, "app_name")
+        await self._caught_up()
         return (await self.retention.policies(app_name)).get(app_name)
 
     async def enforce_retention(self, *, app_name: str | None = None,
@@ -85,6 +88,7 @@ class Upkeep(Appending):
         if app_name is not None:
             validation.check_id(app_name, "app_name")
         at = retention.clock(now)
+        await self._caught_up()
         policies = await self.retention.policies(app_name)
         return await retention.enforce(self, self.retention,
                                        {app: Rules.of(p) for app, p in policies.items()}, at)
@@ -99,11 +103,22 @@ class Upkeep(Appending):
         deleted `deleted_for` ago; in `app_name` (default: every app)."""
         rules = retention.cleanup_rules(inactive_for, archived_for, deleted_for)
         at = retention.clock(now)
+        await self._caught_up()
         if app_name is not None:
             apps = [validation.check_id(app_name, "app_name")]
         else:
             apps = await reads.app_names(self.db) if rules != Rules() else []
         return await retention.enforce(self, self.retention, dict.fromkeys(apps, rules), at)
+
+    async def _caught_up(self) -> None:
+        """The retention index has folded the whole log as of now, whoever wrote it (other
+        processes too), so no policy or session due is missed."""
+        last = await self.log.last_position()
+        try:
+            await self.projections.wait_for(last, _CATCH_UP_SECONDS)
+        except TimeoutError:
+            raise StoreUnavailable(f"the read models did not reach log position {last} in "
+                                   f"{_CATCH_UP_SECONDS:.0f} s: see health()") from None
 
     async def optimize(self) -> OptimizeReport:
         """Storage upkeep, for a quiet moment (it waits for other writers' locks, and they

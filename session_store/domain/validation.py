@@ -246,6 +246,8 @@ def check_numbers(payload: Payload) -> None:
         if isinstance(message.usage, Usage):
             check_tokens(message.usage.tokens_in, "usage.tokens_in")
             check_tokens(message.usage.tokens_out, "usage.tokens_out")
+            check_ids(**{"usage.model": message.usage.model,
+                         "usage.provider": message.usage.provider})
         if message.response_time is not None:
             check_response_time(message.response_time, "response_time")
         check_timestamp(message.timestamp, "timestamp")
@@ -253,6 +255,7 @@ def check_numbers(payload: Payload) -> None:
         check_tokens(payload.tokens_in, "tokens_in")
         check_tokens(payload.tokens_out, "tokens_out")
         check_response_time(payload.response_time, "response_time")
+        check_ids(model=payload.model, provider=payload.provider)  # analytics keys
     elif isinstance(payload, SessionCreated) and payload.timeout is not None:
         timeout_of(payload.timeout)
     elif isinstance(payload, RetentionSet):
