@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ class Spread(msgspec.Struct, frozen=True, kw_only=True):
     max: float | None = None
 
 
-class Usage(msgspec.Struct, frozen=True, kw_only=True):
+class ModelUsage(msgspec.Struct, frozen=True, kw_only=True):
     """What one model (or provider) served in the period."""
 
     messages: int
@@ -49,8 +48,8 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     tokens_out: int
 
 
-class Summary(msgspec.Struct, frozen=True, kw_only=True):
-    """`analytics.summary(...)`: the period, then what happened in it."""
+class Period(msgspec.Struct, frozen=True, kw_only=True):
+    """Which rows a summary reads: an app (None: all), a user, and a range of UTC days."""
 
     app_name: str | None
     user_id: str | None
@@ -59,33 +58,7 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     first_day: str | None
     """The first UTC day counted (ISO date; None: from the beginning)."""
     last_day: str | None
-    sessions: int
-    """Sessions with a message or a tracked interaction in the period."""
-    active_users: int
-    """Users (per app) with such a session."""
-    messages: int
-    messages_by_role: dict[str, int]
-    messages_per_session: Spread
-    interactions: int
-    tokens_in: int
-    tokens_out: int
-    models: dict[str, Usage]
-    """By model name, for usage that names one."""
-    providers: dict[str, Usage]
-    """By provider, for usage that names one."""
-    response_time: ResponseTimes
-
-
-@dataclass(frozen=True)
-class Period:
-    """Which rows a summary reads: an app, a user, and a range of UTC days."""
-
-    app_name: str | None
-    user_id: str | None
-    start: float | None
-    end: float | None
-    first_day: str | None
-    last_day: str | None
+    """The last UTC day counted (None: up to now)."""
 
     def where(self, table: sa.Table) -> list[Any]:
         conditions = []
@@ -98,6 +71,27 @@ class Period:
         if self.last_day is not None:
             conditions.append(table.c.day <= self.last_day)
         return conditions
+
+
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    """`analytics.summary(...)`: the period, then what happened in it."""
+
+    period: Period
+    sessions: int
+    """Sessions with a message or a tracked interaction in the period."""
+    active_users: int
+    """Users (per app) with such a session."""
+    messages: int
+    messages_by_role: dict[str, int]
+    messages_per_session: Spread
+    interactions: int
+    tokens_in: int
+    tokens_out: int
+    models: dict[str, ModelUsage]
+    """By model name, for usage that names one."""
+    providers: dict[str, ModelUsage]
+    """By provider, for usage that names one."""
+    response_time: ResponseTimes
 
 
 def epoch(value: When | None, what: str) -> float | None:
@@ -120,9 +114,9 @@ def period(app_name: str | None, user_id: str | None, start: When | None,
     since, until = epoch(start, "start"), epoch(end, "end")
     if since is not None and until is not None and since > until:
         raise InvalidEvent(f"start ({since}) is after end ({until})")
-    return Period(app_name, user_id, since, until,
-                  None if since is None else day_of(since),
-                  None if until is None else day_of(until))
+    return Period(app_name=app_name, user_id=user_id, start=since, end=until,
+                  first_day=None if since is None else day_of(since),
+                  last_day=None if until is None else day_of(until))
 
 
 def nearest_rank(ordered: Sequence[int], q: float) -> float:
@@ -145,9 +139,7 @@ def summarize(period: Period, rows: Sequence[Any], models: Sequence[Any],
         mean=sum(counts) / len(counts), p50=nearest_rank(counts, 0.50),
         p95=nearest_rank(counts, 0.95), max=float(counts[-1]))
     return Summary(
-        app_name=period.app_name, user_id=period.user_id, start=period.start,
-        end=period.end, first_day=period.first_day, last_day=period.last_day,
-        sessions=len(sessions), active_users=len({key[:2] for key in sessions}),
+        period=period, sessions=len(sessions), active_users=len({key[:2] for key in sessions}),
         messages=total.messages, messages_by_role=dict(sorted(total.roles.items())),
         messages_per_session=spread, interactions=total.interactions,
         tokens_in=total.tokens_in, tokens_out=total.tokens_out,
@@ -155,8 +147,8 @@ def summarize(period: Period, rows: Sequence[Any], models: Sequence[Any],
         response_time=total.response_times())
 
 
-def _usage(rows: Sequence[Any], by: str) -> dict[str, Usage]:
-    return {row[by]: Usage(messages=int(row["messages"]),
+def _usage(rows: Sequence[Any], by: str) -> dict[str, ModelUsage]:
+    return {row[by]: ModelUsage(messages=int(row["messages"]),
                            interactions=int(row["interactions"]),
                            tokens_in=int(row["tokens_in"]), tokens_out=int(row["tokens_out"]))
             for row in rows}

@@ -8,7 +8,12 @@ Measured, each in a fresh SQLite file of its own:
 - appends/s through `append_event`, one awaited call after another, into one session;
 - `get_session` of that 2,000-event session, in full and with the last 20 events;
 - the first page of `list_sessions` for a user with 10,000 sessions (ADK has no paging:
-  its `list_sessions` returns every session of the user, which is what a caller gets).
+  its `list_sessions` returns every session of the user, which is what a caller gets);
+- upkeep at scale (`--upkeep-only` for just this): `analytics.summary` of an app of 10,000
+  sessions and `enforce_retention` archiving 10,000 due sessions (then again, with none
+  due), in a store of 10,000 sessions and in one of 100,000 (the 90,000 more are in
+  another app and not due): both O(touched rows), so the two stores should take about
+  the same time per call.
 
 ADK's `DatabaseSessionService` (sqlite+aiosqlite URL) and `SqliteSessionService` run in
 the same process when google-adk is importable (`pip install 'session-store[bench]'`).
@@ -29,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from session_store import Event, open_store
+from session_store import Event, RetentionPolicy, Usage, open_store
+from session_store.domain.events import MessageAppended, SessionCreated
 
 TEXT = "The quick brown fox jumps over the lazy dog. " * 4  # ~180 bytes, a short chat turn
 TARGETS = {"appends/s": "≥ 10× ADK Database", "get_session full (ms)": "≤ 15 ms",
@@ -168,6 +174,76 @@ async def adk_results(folder: Path, sizes: Sizes) -> list[Result]:
     return results
 
 
+# --- upkeep at scale ----------------------------------------------------------------------
+
+async def _seed(store: Any, app: str, first: int, count: int, turns: int) -> None:
+    """`count` sessions of `app`, each created with `turns` message pairs in one append."""
+    async def one(n: int) -> None:
+        payloads: list[Any] = [SessionCreated()]
+        for t in range(turns):
+            payloads.append(MessageAppended(message=Event(role="user", text=f"q{t}")))
+            payloads.append(MessageAppended(message=Event(
+                role="assistant", text=f"a{t}", response_time=0.2 + (n % 50) / 100,
+                usage=Usage(tokens_in=100 + n % 7, tokens_out=20, model=f"m{n % 3}",
+                            provider="p"))))
+        await store.append_payloads((app, f"u{n % 500}", f"s{n}"), payloads,
+                                    expected_version=0)
+
+    for start in range(first, first + count, 1000):
+        await asyncio.gather(*(one(n) for n in range(start, min(first + count, start + 1000))))
+
+
+async def bench_upkeep(folder: Path, total: int, due: int) -> dict[str, float]:
+    """A store of `total` sessions: `due` of app `bench` (idle), the rest of app `other`
+    created after them (not idle); the times of the upkeep calls over the `due` ones."""
+    numbers: dict[str, float] = {}
+    async with open_store(str(folder / f"upkeep-{total}.db")) as store:
+        start = time.perf_counter()
+        await _seed(store, "bench", 0, due, turns=1)
+        await asyncio.sleep(0.01)
+        cut = time.time()
+        await asyncio.sleep(0.01)
+        await _seed(store, "other", due, total - due, turns=1)
+        policy = RetentionPolicy(archive_after=3600.0)
+        for app in ("bench", "other"):
+            await store.set_retention(app_name=app, policy=policy)
+        await store.wait_for(await store.last_position())
+        numbers["seed (s)"] = time.perf_counter() - start
+
+        async def summary() -> None:
+            found = await store.analytics.summary(app_name="bench")
+            assert found.sessions == due and found.messages == 2 * due
+
+        numbers["analytics.summary (ms)"] = await median_ms(summary, 15)
+        gc.collect()
+        start = time.perf_counter()
+        report = await store.enforce_retention(now=cut + 3600.0)
+        numbers["enforce_retention, all due (ms)"] = (time.perf_counter() - start) * 1000
+        assert len(report.archived) == due, report.counts
+
+        async def nothing_due() -> None:
+            assert (await store.enforce_retention(now=cut + 3600.0)).total == 0
+
+        numbers["enforce_retention, none due (ms)"] = await median_ms(nothing_due, 15)
+    return numbers
+
+
+def report_upkeep(results: dict[int, dict[str, float]]) -> None:
+    sizes = sorted(results)
+    print(f"\nupkeep at scale: {sizes[0]:,} sessions summed and due, in a store of "
+          f"{' and '.join(f'{n:,}' for n in sizes)} sessions")
+    metrics = [m for m in results[sizes[0]] if m != "seed (s)"]
+    width = max(len(m) for m in metrics)
+    print(f"{'metric':<{width}}  " + "  ".join(f"{n:>10,}" for n in sizes)
+          + f"  {sizes[-1] // sizes[0]}x store: time x")
+    for metric in [*metrics, "seed (s)"]:
+        cells = "  ".join(f"{_fmt(results[n][metric]):>10}" for n in sizes)
+        ratio = results[sizes[-1]][metric] / results[sizes[0]][metric]
+        print(f"{metric:<{width}}  {cells}  {ratio:.2f}")
+    print("  target: time x ~1 for the upkeep calls (O(touched rows)), while the seed "
+          "grows with the store")
+
+
 # --- report -------------------------------------------------------------------------------
 
 def report(ours: Result, others: list[Result]) -> None:
@@ -202,16 +278,25 @@ async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--no-adk", action="store_true", help="skip the ADK services")
+    parser.add_argument("--upkeep-only", action="store_true",
+                        help="only the upkeep-at-scale part (summary, enforce_retention)")
+    parser.add_argument("--upkeep-sizes", default="10000,100000",
+                        help="store sizes in sessions for the upkeep part (default "
+                             "10000,100000; the first is also how many are due)")
     args = parser.parse_args(argv)
+    upkeep_sizes = [int(n) for n in args.upkeep_sizes.split(",")]
     sizes = Sizes(events=2_000, sessions=2_000, full_reads=15, recent_reads=300,
                   page_reads=100) if args.quick else Sizes()
     print(f"session-store vs Google ADK on SQLite: {sizes.events:,}-event session, "
           f"{sizes.sessions:,} sessions for one user, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix=f"bench-sessions-{uuid.uuid4().hex[:6]}-") as tmp:
         folder = Path(tmp)
-        ours = await bench_store(folder, sizes)
-        others = [] if args.no_adk else await adk_results(folder, sizes)
-    report(ours, others)
+        if not args.upkeep_only:
+            ours = await bench_store(folder, sizes)
+            others = [] if args.no_adk else await adk_results(folder, sizes)
+            report(ours, others)
+        upkeep = {n: await bench_upkeep(folder, n, upkeep_sizes[0]) for n in upkeep_sizes}
+    report_upkeep(upkeep)
 
 
 if __name__ == "__main__":

@@ -123,8 +123,8 @@ async def test_a_period_is_whole_utc_days(store: SessionStore) -> None:
     found = await store.analytics.summary(app_name="a", start=today - timedelta(days=1),
                                           end=today)
     assert found.sessions == 1 and found.models["m"].tokens_in == 1
-    assert found.first_day == (today - timedelta(days=1)).date().isoformat()
-    assert found.last_day == today.date().isoformat()
+    assert found.period.first_day == (today - timedelta(days=1)).date().isoformat()
+    assert found.period.last_day == today.date().isoformat()
     assert (await store.analytics.summary(app_name="a", start=now)).sessions == 1
     past = await store.analytics.summary(app_name="a", start=now - 3 * 86_400,
                                          end=now - 2 * 86_400)
