@@ -4,7 +4,8 @@
 `ss_retention_sessions` has one row per session: its status (`deleted` once
 tombstoned), `since` (its last activity, as the heads fold counts it; for a
 deleted session, the time of its delete) and `messages` (how many it shows:
-appended since the last clear or trim, less retractions). Enforcement finds its
+appended since the last clear or trim, less retractions; 0 once it has ended or
+was deleted, as no trim applies to it then). Enforcement finds its
 candidates through the indexes on `(app, status, since)` and `(app, messages)`,
 so it reads only the rows it may act on, never every session or the log; the
 session's head confirms each one before anything is appended. A purged session's
@@ -26,7 +27,7 @@ from session_store.domain.events import (
     RetentionSet,
     SessionKey,
 )
-from session_store.domain.lifecycle import ACTIVE, DELETED, WAKES, next_status
+from session_store.domain.lifecycle import ACTIVE, DELETED, ENDED, WAKES, next_status
 from session_store.domain.retention import RetentionPolicy
 from session_store.storage.database import Database, dialect_of
 
@@ -55,7 +56,8 @@ def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table]:
         sa.Column("messages", sa.BigInteger, nullable=False),
         sa.Index(f"ss_retention_sessions{suffix}_idle", "app_name", "status", "since",
                  "user_id", "session_id"),
-        sa.Index(f"ss_retention_sessions{suffix}_length", "app_name", "messages"),
+        sa.Index(f"ss_retention_sessions{suffix}_length", "app_name", "messages", "user_id",
+                 "session_id"),
     )
     return policies, sessions
 
@@ -119,7 +121,7 @@ def _fold(row: Row | None, event: RecordedEvent) -> Row | None:
         row = {"status": ACTIVE, "since": at, "messages": 0}
     if kind == "SessionDeleted":
         if row["status"] != DELETED:
-            row["status"], row["since"] = DELETED, at
+            row["status"], row["since"], row["messages"] = DELETED, at, 0
         return row
     if row["status"] == DELETED:
         return row
@@ -134,10 +136,12 @@ def _fold(row: Row | None, event: RecordedEvent) -> Row | None:
         row["messages"] = 0
     elif isinstance(event.data, HistoryTrimmed):
         row["messages"] = min(row["messages"], event.data.kept)
+    if row["status"] == ENDED:
+        row["messages"] = 0
     return row
 
 
-Cursor = tuple[float, str, str]
+Cursor = tuple[Any, str, str]
 """Where a scan of idle sessions stopped: (since, user_id, session_id) of its last row."""
 
 
@@ -160,13 +164,13 @@ class RetentionIndex(Queries):
                     purge_after=row["purge_after"], max_messages=row["max_messages"])
                 for row in await self.rows(query.order_by(p.c.app_name))}
 
-    async def idle(self, app_name: str, statuses: Sequence[str], before: float,
-                   after: Cursor | None, limit: int) -> list[tuple[SessionKey, Cursor]]:
-        """Sessions of the app in one of `statuses` whose `since` is before `before`,
-        oldest first, after `after`: a range of the `(app, status, since)` index each."""
+    async def idle(self, app_name: str, status: str, before: float, after: Cursor | None,
+                   limit: int) -> list[tuple[SessionKey, Cursor]]:
+        """Sessions of the app in `status` whose `since` is before `before`, oldest first,
+        after `after`: a range of the `(app, status, since)` index, in its order."""
         s = self.projection.sessions
         query = sa.select(s.c.user_id, s.c.session_id, s.c.since).where(
-            s.c.app_name == app_name, s.c.status.in_(list(statuses)), s.c.since < before)
+            s.c.app_name == app_name, s.c.status == status, s.c.since < before)
         if after is not None:
             query = query.where(sa.tuple_(s.c.since, s.c.user_id, s.c.session_id)
                                 > sa.tuple_(*after))
@@ -175,14 +179,19 @@ class RetentionIndex(Queries):
         return [(SessionKey(app_name, r["user_id"], r["session_id"]),
                  (r["since"], r["user_id"], r["session_id"])) for r in rows]
 
-    async def longer_than(self, app_name: str, messages: int, statuses: Sequence[str],
-                          after: tuple[str, str] | None, limit: int) -> list[SessionKey]:
-        """Sessions of the app showing more than `messages` messages, by (user, session)
-        after `after`: a range of the `(app, messages)` index."""
+    async def longer_than(self, app_name: str, messages: int, after: Cursor | None,
+                          limit: int) -> list[tuple[SessionKey, Cursor]]:
+        """Sessions of the app showing more than `messages` messages, after `after`: a range
+        of the `(app, messages)` index, in its order (ended and deleted ones show 0)."""
         s = self.projection.sessions
-        query = sa.select(s.c.user_id, s.c.session_id).where(
-            s.c.app_name == app_name, s.c.messages > messages, s.c.status.in_(list(statuses)))
-        if after is not None:
-            query = query.where(sa.tuple_(s.c.user_id, s.c.session_id) > sa.tuple_(*after))
-        rows = await self.rows(query.order_by(s.c.user_id, s.c.session_id).limit(limit))
-        return [SessionKey(app_name, r["user_id"], r["session_id"]) for r in rows]
+        query = sa.select(s.c.user_id, s.c.session_id, s.c.messages).where(
+            s.c.app_name == app_name)
+        if after is None:
+            query = query.where(s.c.messages > messages)
+        else:  # past `after` (which shows more than `messages`): one range, in index order
+            query = query.where(sa.tuple_(s.c.messages, s.c.user_id, s.c.session_id)
+                                > sa.tuple_(*after))
+        rows = await self.rows(query.order_by(s.c.messages, s.c.user_id, s.c.session_id)
+                               .limit(limit))
+        return [(SessionKey(app_name, r["user_id"], r["session_id"]),
+                 (r["messages"], r["user_id"], r["session_id"])) for r in rows]

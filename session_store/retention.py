@@ -177,22 +177,21 @@ async def _purge(store: Appending, index: RetentionIndex, app_name: str, before:
 
 async def _trim(store: Appending, index: RetentionIndex, app_name: str, limit: int,
                 done: _Done) -> None:
-    after: tuple[str, str] | None = None
+    after: Cursor | None = None
     while True:
-        keys = await index.longer_than(app_name, limit, (ACTIVE, EXPIRED, ARCHIVED), after,
-                                       BATCH)
-        if not keys:
+        found = await index.longer_than(app_name, limit, after, BATCH)
+        if not found:
             return
-        after = keys[-1][1:]
+        after = found[-1][1]
         due: list[tuple[Head, Payload]] = []
-        for head in await load_heads(store, keys):
+        for head in await load_heads(store, [key for key, _ in found]):
             if head.deleted or head.status == ENDED:
                 continue
             through = await _last_hidden(store, head, limit)
             if through is not None:
                 due.append((head, HistoryTrimmed(through_version=through, kept=limit)))
         done.trimmed += await _append_each(store, due)
-        if len(keys) < BATCH:
+        if len(found) < BATCH:
             return
 
 
@@ -218,16 +217,18 @@ async def _last_hidden(store: Appending, head: Head, limit: int) -> int | None:
 
 async def _candidates(store: Appending, index: RetentionIndex, app_name: str,
                       statuses: Sequence[str], before: float) -> AsyncIterator[list[Head]]:
-    """The heads of the index's idle candidates, a batch at a time, in one pass."""
-    after: Cursor | None = None
-    while True:
-        found = await index.idle(app_name, statuses, before, after, BATCH)
-        if not found:
-            return
-        after = found[-1][1]
-        yield await load_heads(store, [key for key, _ in found])
-        if len(found) < BATCH:
-            return
+    """The heads of the index's idle candidates, a batch at a time, one pass per status
+    (each a range of the index in its own order: no sort, whatever the count)."""
+    for status in statuses:
+        after: Cursor | None = None
+        while True:
+            found = await index.idle(app_name, status, before, after, BATCH)
+            if not found:
+                break
+            after = found[-1][1]
+            yield await load_heads(store, [key for key, _ in found])
+            if len(found) < BATCH:
+                break
 
 
 _CHUNK = 300

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from session_store import Event, InvalidEvent, RetentionPolicy, SessionKey, open_store
+from session_store import (
+    Event,
+    InvalidEvent,
+    RetentionPolicy,
+    SessionKey,
+    open_store,
+    retention,
+)
 from session_store.domain.events import HistoryTrimmed, RetentionSet
 from session_store.maintenance import Maintenance
 from session_store.store import SessionStore
@@ -256,3 +263,20 @@ async def test_a_failing_maintenance_run_is_logged_not_raised(
     assert maintenance.failures >= 2 and maintenance.runs == 0 and calls >= 2
     assert isinstance(maintenance.last_error, RuntimeError)
     assert "maintenance.failed" in caplog.text and "disk on fire" in caplog.text
+
+
+async def test_candidates_are_read_a_batch_at_a_time(store: SessionStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retention, "BATCH", 2)  # five sessions: three rounds each
+    keys = await _sessions(store, 5)
+    for key in keys:
+        await store.add_message(key, "assistant", "one more")
+    await store.set_retention(app_name=APP, policy=RetentionPolicy(archive_after=DAY,
+                                                                  max_messages=1))
+    report = await store.enforce_retention(now=time.time() + 2 * DAY)
+    assert sorted(report.archived) == sorted(keys) and sorted(report.trimmed) == sorted(keys)
+    for key in keys:
+        found = await store.get_session(app_name=APP, user_id=key.user_id,
+                                        session_id=key.session_id)
+        assert found is not None and [m.text for m in found.messages] == ["one more"]
+    assert (await store.enforce_retention(now=time.time() + 2 * DAY)).total == 0
