@@ -26,8 +26,9 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections import retraction
+from projections import model_usage, retraction, summary
 from projections.protocol import Projection, Queries, Ready
+from projections.summary import Summary
 from projections.tally import ResponseTimes, Tally, day_of
 from session_store.domain import validation
 from session_store.domain.events import (
@@ -78,7 +79,7 @@ def _tally_columns() -> list[sa.Column[Any]]:
     ]
 
 
-def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
+def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table, sa.Table, sa.Table, sa.Table]:
     metadata = sa.MetaData()
 
     def key(name: str) -> sa.Column[Any]:
@@ -86,50 +87,56 @@ def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table, sa.Table, sa.Tabl
 
     sessions = sa.Table(f"ss_analytics_sessions{suffix}", metadata, key("app_name"),
                         key("user_id"), key("session_id"), key("day"),
-                        sa.Column("deleted", sa.Boolean, nullable=False), *_tally_columns())
+                        sa.Column("deleted", sa.Boolean, nullable=False), *_tally_columns(),
+                        sa.Index(f"ss_analytics_sessions{suffix}_day", "app_name", "day"))
     users = sa.Table(f"ss_analytics_users{suffix}", metadata, key("app_name"), key("user_id"),
                      *_tally_columns())
     apps = sa.Table(f"ss_analytics_apps{suffix}", metadata, key("app_name"), *_tally_columns())
     days = sa.Table(f"ss_analytics_days{suffix}", metadata, key("app_name"), key("day"),
                     *_tally_columns())
-    return sessions, users, apps, days
+    return sessions, users, apps, days, model_usage.make_table(metadata, suffix)
 
 
 class AnalyticsProjection(Projection):
     """The analytics read model (name `analytics`)."""
 
     name = "analytics"
-    version = 2  # 2: retracted messages no longer count
+    version = 2  # 2: retracted messages no longer count; usage per model and provider
+    #                (ss_analytics_models), sessions by day
 
     def __init__(self, suffix: str = "") -> None:
-        self.sessions, self.users, self.apps, self.days = make_tables(suffix)
+        self.sessions, self.users, self.apps, self.days, self.models = make_tables(suffix)
 
     def tables(self) -> Sequence[sa.Table]:
-        return (self.sessions, self.users, self.apps, self.days)
+        return (self.sessions, self.users, self.apps, self.days, self.models)
 
     def for_rebuild(self, suffix: str) -> AnalyticsProjection:
         return AnalyticsProjection(suffix)
 
     def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         deltas: dict[Key, Tally] = {}
+        models: dict[model_usage.Key, list[int]] = {}
         for event in events:
             if not event.session_id:
                 continue
             data = event.data
             if isinstance(data, (MessageAppended, InteractionTracked)):
-                count(_delta(deltas, event), event)
+                count(_delta(deltas, event), models, event)
             elif isinstance(data, MessageRetracted):
                 self._flush(conn, deltas)
-                deltas = {}
+                model_usage.flush(conn, self.models, models)
+                deltas, models = {}, {}
                 self._retract(conn, event)
             elif event.type in _SEGMENT_ENDS:
                 self._flush(conn, deltas)
-                deltas = {}
+                model_usage.flush(conn, self.models, models)
+                deltas, models = {}, {}
                 if event.type == "SessionDeleted":
                     self._hide(conn, event)
                 else:
                     self._forget(conn, event)
         self._flush(conn, deltas)
+        model_usage.flush(conn, self.models, models)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -170,6 +177,7 @@ class AnalyticsProjection(Projection):
         s = self.sessions
         app, user = event.app_name, event.user_id
         mine = (s.c.app_name == app, s.c.user_id == user, s.c.session_id == event.session_id)
+        model_usage.forget(conn, self.models, app, user, event.session_id)
         days = [row[0] for row in conn.execute(sa.select(s.c.day).where(*mine))]
         if not days:
             return
@@ -181,18 +189,21 @@ class AnalyticsProjection(Projection):
             self._recompute(conn, self.days, (app, day), (s.c.app_name == app, s.c.day == day))
 
     def _retract(self, conn: Connection, event: RecordedEvent) -> None:
-        """A retracted message no longer counts: the row of its session and day is folded
-        again from the log without it, and the rollups it touched are recomputed."""
+        """A retracted message no longer counts: the rows of its session and day (tally and
+        usage per model) are folded again from the log without it, and the rollups it
+        touched are recomputed."""
         day = retraction.refolded_day(conn, event, count)
         if day is None:
             return  # it names no message of the session (a log written before the check)
-        when, tally = day
+        when, tally, models = day
         s = self.sessions
         app, user = event.app_name, event.user_id
         mine = (s.c.app_name == app, s.c.user_id == user, s.c.session_id == event.session_id,
                 s.c.day == when)
         hidden = conn.execute(sa.select(s.c.deleted).where(*mine)).scalar()
         conn.execute(s.delete().where(*mine))
+        model_usage.forget(conn, self.models, app, user, event.session_id, day=when)
+        model_usage.flush(conn, self.models, models)
         conn.execute(s.insert().values(app_name=app, user_id=user, day=when,
                                        session_id=event.session_id, deleted=bool(hidden),
                                        **tally.values()))
@@ -212,8 +223,10 @@ class AnalyticsProjection(Projection):
                 **{c.name: v for c, v in zip(pk, key, strict=True)}, **total.values()))
 
 
-def count(tally: Tally, event: RecordedEvent) -> None:
-    """Add what a `MessageAppended` or `InteractionTracked` event counts to `tally`."""
+def count(tally: Tally, models: dict[model_usage.Key, list[int]], event: RecordedEvent
+          ) -> None:
+    """Add what a `MessageAppended` or `InteractionTracked` event counts to `tally`, and
+    its usage per model and provider to `models`."""
     data = event.data
     if isinstance(data, MessageAppended):
         m = data.message
@@ -222,6 +235,9 @@ def count(tally: Tally, event: RecordedEvent) -> None:
             tally.add(event.recorded_at, role=m.role, interaction=True,
                       tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
                       response_time=m.response_time)
+            model_usage.count(models, _key(event), usage.model, usage.provider,
+                              message=True, tokens_in=usage.tokens_in,
+                              tokens_out=usage.tokens_out)
         else:
             tally.add(event.recorded_at, role=m.role, interaction=m.response_time is not None,
                       response_time=m.response_time)
@@ -229,10 +245,17 @@ def count(tally: Tally, event: RecordedEvent) -> None:
         tally.add(event.recorded_at, interaction=True, tokens_in=data.tokens_in,
                   tokens_out=data.tokens_out,
                   response_time=data.response_time if data.response_time > 0 else None)
+        model_usage.count(models, _key(event), data.model, data.provider,
+                          message=False, tokens_in=data.tokens_in, tokens_out=data.tokens_out)
+
+
+def _key(event: RecordedEvent) -> tuple[str, str, str, str]:
+    """The base row an event adds to: its session and UTC day."""
+    return (event.app_name, event.user_id, event.session_id, day_of(event.recorded_at))
 
 
 def _delta(deltas: dict[Key, Tally], event: RecordedEvent) -> Tally:
-    key = (event.app_name, event.user_id, event.session_id, day_of(event.recorded_at))
+    key = _key(event)
     tally = deltas.get(key)
     if tally is None:
         tally = deltas[key] = Tally()
@@ -319,6 +342,22 @@ class Analytics(Queries):
         if by == "session":
             query = query.where(sa.not_(table.c.deleted))
         return Tally.merged(Tally.from_row(row) for row in await self.rows(query)).hist
+
+    async def summary(self, *, app_name: str | None = None, user_id: str | None = None,
+                      start: summary.When | None = None, end: summary.When | None = None
+                      ) -> Summary:
+        """A manager's view of a period (every UTC day from `start`'s through `end`'s; epoch
+        seconds or aware datetimes) of an app (default: all) or one user, in one call:
+        sessions, active users, messages per session, usage per model and provider, and
+        response times. Deleted sessions count (their usage happened); purged ones do not."""
+        period = summary.period(app_name, user_id, start, end, day_of)
+        model = self.projection
+        where = period.where(model.sessions)
+        rows = await self.rows(sa.select(model.sessions).where(*where))
+        by = {name: await self.rows(model_usage.usage_query(model.models, name,
+                                                            period.where(model.models)))
+              for name in ("model", "provider")}
+        return summary.summarize(period, rows, by["model"], by["provider"])
 
 
 def _stats(tally: Tally, **key: Any) -> Stats:

@@ -28,7 +28,12 @@ from sqlalchemy.engine import Connection
 from projections.protocol import Projection, Queries, Ready
 from session_store.domain import search as searching
 from session_store.domain import validation
-from session_store.domain.events import MessageAppended, MessageRetracted, RecordedEvent
+from session_store.domain.events import (
+    HistoryTrimmed,
+    MessageAppended,
+    MessageRetracted,
+    RecordedEvent,
+)
 from session_store.domain.search import text_of as message_text
 from session_store.domain.times import Instant, optional_seconds
 from session_store.errors import InvalidEvent
@@ -39,6 +44,8 @@ _ERASE_TYPES = frozenset({"HistoryCleared", "SessionDeleted", "SessionPurged"})
 _json = msgspec.json.Encoder(order="sorted")
 ORDERS = ("oldest", "newest")
 __all__ = ["History", "HistoryProjection", "Message", "message_text"]
+_TAKE_BACK = frozenset({"MessageRetracted", "HistoryTrimmed"})
+"""Events that take some messages back from the visible history."""
 
 
 def _clean(text: str) -> str:
@@ -149,7 +156,7 @@ class HistoryProjection(Projection):
                                     None if m.invocation_id is None else _clean(m.invocation_id),
                                     m.timestamp, event.recorded_at,
                                     _clean(_json.encode(m.metadata).decode())))
-            elif kind in _ERASE_TYPES or kind == "MessageRetracted":
+            elif kind in _ERASE_TYPES or kind in _TAKE_BACK:
                 self._insert_rows(conn, pending)
                 pending = []
                 self._erase(conn, event)
@@ -164,12 +171,18 @@ class HistoryProjection(Projection):
 
     def _erase(self, conn: Connection, event: RecordedEvent) -> None:
         where = "app_name = :a AND user_id = :u AND session_id = :s"
-        params = {"a": event.app_name, "u": event.user_id, "s": event.session_id}
+        params: dict[str, Any] = {"a": event.app_name, "u": event.user_id,
+                                  "s": event.session_id}
         if event.type == "MessageRetracted":
             if not isinstance(event.data, MessageRetracted):
                 return  # erased: the purge that erased it also empties the session
             where += " AND message_id = :m"
             params["m"] = event.data.message_id
+        elif event.type == "HistoryTrimmed":
+            if not isinstance(event.data, HistoryTrimmed):
+                return  # erased: the purge that erased it also empties the session
+            where += " AND version <= :v"
+            params["v"] = event.data.through_version
         self._index(conn).delete(conn, where, params, bulk=self._bulk)
 
 

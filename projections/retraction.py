@@ -1,5 +1,6 @@
-"""What a retracted message no longer counts for: its session's analytics row for its day,
-folded again from the log (up to the retraction) without the messages retracted by then.
+"""What a retracted message no longer counts for: its session's analytics rows for its
+day (the tally and the usage per model and provider), folded again from the log (up to
+the retraction) without the messages retracted by then.
 
 The log is read on the projection's own connection, inside its transaction, so a
 rebuild, the catch-up follower and an inline fold all see the same events and agree.
@@ -12,19 +13,21 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from projections import model_usage
 from projections.tally import Tally, day_of
 from session_store.domain.events import MessageAppended, MessageRetracted, RecordedEvent
 from session_store.storage import schema
 from session_store.storage.codec import decode_rows
 
-Count = Callable[[Tally, RecordedEvent], None]
+Models = dict[model_usage.Key, list[int]]
+Count = Callable[[Tally, Models, RecordedEvent], None]
 
 
 def refolded_day(conn: Connection, retracted: RecordedEvent, count: Count
-                 ) -> tuple[str, Tally] | None:
-    """The UTC day of the message `retracted` names and its session's tally for that day
-    without it (and without every message retracted before); None when the session's
-    log up to the retraction holds no such visible message."""
+                 ) -> tuple[str, Tally, Models] | None:
+    """The UTC day of the message `retracted` names, and its session's tally and usage
+    per model for that day without it (and without every message retracted before); None
+    when the session's log up to the retraction holds no such visible message."""
     data = retracted.data
     if not isinstance(data, MessageRetracted):
         return None  # erased by a purge, which forgets the session's rows anyway
@@ -45,11 +48,11 @@ def refolded_day(conn: Connection, retracted: RecordedEvent, count: Count
         return None
     gone.add(data.message_id)
     day = day_of(target.recorded_at)
-    tally = Tally()
+    tally, models = Tally(), Models()
     for record in events:
         if day_of(record.recorded_at) != day:
             continue
         if isinstance(record.data, MessageAppended) and record.data.message.id in gone:
             continue
-        count(tally, record)
-    return day, tally
+        count(tally, models, record)
+    return day, tally, models

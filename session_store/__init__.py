@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and readers
 
     from session_store.domain.events import Event, RecordedEvent, SessionKey, Usage
     from session_store.domain.messages import StoredMessage
+    from session_store.domain.retention import RetentionPolicy
     from session_store.domain.snapshot import Session, SessionPage, SessionStatistics
     from session_store.errors import (
         ConcurrencyError,
@@ -54,6 +55,7 @@ _HOMES = {
     "SyncSessionStore": "session_store.sync",
     "StoredMessage": "session_store.domain.messages",
     "MessageNotFound": "session_store.errors",
+    "RetentionPolicy": "session_store.domain.retention",
 }
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "InvalidEvent",
     "MessageNotFound",
     "RecordedEvent",
+    "RetentionPolicy",
     "SchemaError",
     "Session",
     "SessionAlreadyExists",

@@ -164,12 +164,14 @@ class Appending:
 
     async def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
                                 tokens_out: int = 0, response_time: float = 0.0,
-                                model: str | None = None) -> RecordedEvent:
+                                model: str | None = None,
+                                provider: str | None = None) -> RecordedEvent:
         validation.check_tokens(tokens_in, "tokens_in")
         validation.check_tokens(tokens_out, "tokens_out")
         validation.check_non_negative(response_time, "response_time")
         tracked = InteractionTracked(tokens_in=tokens_in, tokens_out=tokens_out,
-                                     response_time=float(response_time), model=model)
+                                     response_time=float(response_time), model=model,
+                                     provider=provider)
         return (await self._append(ref(session), [tracked]))[0]
 
     async def archive_session(self, session: SessionRef) -> RecordedEvent:

@@ -6,6 +6,7 @@ from typing import Any
 
 from session_store import reads
 from session_store.domain.events import (
+    HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
     RecordedEvent,
@@ -45,6 +46,9 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
             messages.append(record)
         elif record.type == "HistoryCleared":
             messages = []
+        elif isinstance(record.data, HistoryTrimmed):
+            through = record.data.through_version
+            messages = [m for m in messages if m.version > through]
     if head is None or head.deleted or (to_version is not None and head.version < to_version):
         return None  # never existed, deleted, or not yet at that version
     hidden = set(head.retracted)

@@ -20,10 +20,11 @@ from projections.health import Health
 from projections.history import History, HistoryProjection
 from projections.protocol import Projection
 from projections.rebuild import Progress, RebuildReport
+from projections.retention import RetentionIndex, RetentionProjection
 from projections.runtime import ProjectionRuntime
 from projections.users import Users, UsersProjection
 from session_store import audit, purging, reads
-from session_store.appending import Appending, SessionRef
+from session_store.appending import SessionRef
 from session_store.domain import validation
 from session_store.domain.events import (
     RecordedEvent,
@@ -55,9 +56,10 @@ from session_store.storage.database import (
     shown_url,
 )
 from session_store.transfer import Transfer
+from session_store.upkeep import Upkeep
 
 
-class SessionStore(Appending, MessageReads, Transfer):
+class SessionStore(Upkeep, MessageReads, Transfer):
     """Sessions of AI-agent conversations, kept as an event log with projections."""
 
     history: History
@@ -79,6 +81,8 @@ class SessionStore(Appending, MessageReads, Transfer):
         self.users = Users(db, _built_in(found, "users", UsersProjection), self._ready)
         self.analytics = Analytics(db, _built_in(found, "analytics", AnalyticsProjection),
                                    self._ready)
+        self.retention = RetentionIndex(db, _built_in(found, "retention", RetentionProjection),
+                                        self._ready)
 
     @classmethod
     async def open(cls, url: str | None = None, *, durability: Durability = "normal",
@@ -86,17 +90,20 @@ class SessionStore(Appending, MessageReads, Transfer):
                    projections: Mapping[str, str] | None = None,
                    extra_projections: Sequence[Projection] = (),
                    pool_size: int = 10, hash_key: str | bytes | None = None,
-                   busy_timeout: float = 30.0) -> SessionStore:
+                   busy_timeout: float = 30.0,
+                   maintenance_interval: float | timedelta | None = None) -> SessionStore:
         """`hash_key` (default `$SESSION_STORE_HASH_KEY`) keys the log's anchors (HMAC):
         keep it outside the database, and give it to every process that opens the store.
-        `busy_timeout`: seconds a SQLite write waits for another process's lock."""
+        `busy_timeout`: seconds a SQLite write waits for another process's lock.
+        `maintenance_interval`: seconds between background `enforce_retention` runs."""
         anchor_key = audit.anchor_key(hash_key)
+        interval = validation.timeout_of(maintenance_interval, "maintenance_interval")
         validation.check_non_negative(busy_timeout, "busy_timeout")
         db = connect(url, durability=durability, pool_size=pool_size, busy_timeout=busy_timeout)
         log = EventLog(db, max_event_bytes=max_event_bytes, anchor_key=anchor_key)
-        runtime = ProjectionRuntime(
-            log, [HeadsProjection(), HistoryProjection(), UsersProjection(),
-                  AnalyticsProjection(), *extra_projections], modes=projections)
+        runtime = ProjectionRuntime(log, [
+            HeadsProjection(), HistoryProjection(), UsersProjection(), AnalyticsProjection(),
+            RetentionProjection(), *extra_projections], modes=projections)
         try:
             await log.prepare()
             await runtime.start()
@@ -113,9 +120,12 @@ class SessionStore(Appending, MessageReads, Transfer):
         except BaseException:
             await db.dispose()
             raise
-        return cls(db, log, runtime)
+        store = cls(db, log, runtime)
+        store.start_upkeep(busy_timeout, interval)
+        return store
 
     async def close(self) -> None:
+        await self.stop_upkeep()
         await self.projections.close()
         await self.log.close()
         await self.db.dispose()

@@ -20,18 +20,22 @@ from projections.analytics import Analytics, Stats
 from projections.health import Health
 from projections.history import History, Message
 from projections.rebuild import Progress, RebuildReport
+from projections.summary import Summary, When
 from projections.users import Users, UserSession, UserSummary
 from session_store.appending import ImportReport, SessionRef
 from session_store.audit import Report
 from session_store.domain.events import Event, RecordedEvent, SessionKey
 from session_store.domain.messages import StoredMessage
+from session_store.domain.retention import RetentionPolicy
 from session_store.domain.snapshot import Session, SessionPage
 from session_store.domain.times import Instant
 from session_store.hooks import Hook, Middleware
 from session_store.log import ANY
 from session_store.loop_thread import LoopThread
 from session_store.purging import PurgeReport
+from session_store.retention import RetentionReport
 from session_store.store import SessionStore
+from session_store.upkeep import OptimizeReport
 
 T = TypeVar("T")
 
@@ -183,10 +187,11 @@ class SyncSessionStore:
 
     def track_interaction(self, session: SessionRef, *, tokens_in: int = 0,
                           tokens_out: int = 0, response_time: float = 0.0,
-                          model: str | None = None) -> RecordedEvent:
+                          model: str | None = None,
+                          provider: str | None = None) -> RecordedEvent:
         return self._loop.run(self._store.track_interaction(
             session, tokens_in=tokens_in, tokens_out=tokens_out, response_time=response_time,
-            model=model))
+            model=model, provider=provider))
 
     def archive_session(self, session: SessionRef) -> RecordedEvent:
         return self._loop.run(self._store.archive_session(session))
@@ -257,6 +262,30 @@ class SyncSessionStore:
     def retry_quarantined(self, names: Sequence[str] | None = None,
                           progress: Progress | None = None) -> RebuildReport | None:
         return self._loop.run(self._store.retry_quarantined(names, progress))
+
+    # --- retention and upkeep ----------------------------------------------------------------
+
+    def set_retention(self, *, app_name: str, policy: RetentionPolicy | None) -> RecordedEvent:
+        return self._loop.run(self._store.set_retention(app_name=app_name, policy=policy))
+
+    def get_retention(self, *, app_name: str) -> RetentionPolicy | None:
+        return self._loop.run(self._store.get_retention(app_name=app_name))
+
+    def enforce_retention(self, *, app_name: str | None = None,
+                          now: float | None = None) -> RetentionReport:
+        return self._loop.run(self._store.enforce_retention(app_name=app_name, now=now))
+
+    def cleanup(self, *, app_name: str | None = None,
+                inactive_for: float | timedelta | None = None,
+                archived_for: float | timedelta | None = None,
+                deleted_for: float | timedelta | None = None,
+                now: float | None = None) -> RetentionReport:
+        return self._loop.run(self._store.cleanup(
+            app_name=app_name, inactive_for=inactive_for, archived_for=archived_for,
+            deleted_for=deleted_for, now=now))
+
+    def optimize(self) -> OptimizeReport:
+        return self._loop.run(self._store.optimize())
 
 
 class SyncHistory:
@@ -334,3 +363,8 @@ class SyncAnalytics:
 
     def histogram(self, by: str, app_names: Sequence[str]) -> dict[int, int]:
         return self._loop.run(self._queries.histogram(by, app_names))
+
+    def summary(self, *, app_name: str | None = None, user_id: str | None = None,
+                start: When | None = None, end: When | None = None) -> Summary:
+        return self._loop.run(self._queries.summary(app_name=app_name, user_id=user_id,
+                                                    start=start, end=end))

@@ -143,7 +143,15 @@ def build_parser(only: str | None = None, *, every: bool = True) -> argparse.Arg
     p.add_argument("--purge", action="store_true",
                    help="also erase its payloads and the app:/user: values it wrote")
 
-    command("cleanup", "expire the active sessions idle past their own timeout")
+    p = command("cleanup", "expire the active sessions idle past their own timeout; "
+                           "--retention also applies the apps' retention policies")
+    p.add_argument("--retention", action="store_true",
+                   help="also archive, delete, purge and trim as each app's retention "
+                        "policy says (store.enforce_retention)")
+    p.add_argument("--app", help="with --retention: only this app's policy")
+    p.add_argument("--optimize", action="store_true",
+                   help="then optimize the storage (SQLite: VACUUM, ANALYZE, FTS merge, WAL "
+                        "checkpoint; PostgreSQL: VACUUM ANALYZE)")
 
     p = command("tail", "follow the log live: one line per event as it commits (Ctrl-C "
                         "stops; resume with --from-position)")

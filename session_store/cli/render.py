@@ -223,7 +223,8 @@ def timeline_rows(records: Sequence[RecordedEvent]) -> list[dict[str, Any]]:
 def _lifecycle(type_name: str, fields: Mapping[str, Any]) -> str:
     words = {"SessionArchived": "archived", "SessionReactivated": "reactivated",
              "SessionEnded": "ended", "SessionExpired": "expired",
-             "HistoryCleared": "history cleared", "SessionDeleted": "deleted",
+             "HistoryCleared": "history cleared", "HistoryTrimmed": "history trimmed",
+             "SessionDeleted": "deleted",
              "SessionPurged": "purged", "MessageRetracted": "message retracted",
              "PayloadErased": "payload erased"}
     text = words.get(type_name, type_name)

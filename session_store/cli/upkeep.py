@@ -1,4 +1,5 @@
-"""`delete`, `cleanup` and `tail`: end a session, expire idle ones, follow the log live."""
+"""`delete`, `cleanup` and `tail`: end a session, expire idle ones (and apply retention),
+follow the log live."""
 
 from __future__ import annotations
 
@@ -36,9 +37,21 @@ async def delete(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def cleanup(store: SessionStore, args: argparse.Namespace) -> int:
     expired = await store.cleanup_expired_sessions()
-    text = (f"Expired {expired:,} session(s) idle past their timeout" if expired
-            else "No session is idle past its timeout")
-    render.result({"expired": expired}, text, as_json=args.json)
+    lines = [f"Expired {expired:,} session(s) idle past their timeout" if expired
+             else "No session is idle past its timeout"]
+    value: dict[str, Any] = {"expired": expired}
+    if args.retention:
+        report = await store.enforce_retention(app_name=args.app)
+        value["retention"] = {name: [list(key) for key in getattr(report, name)]
+                              for name in report.counts}
+        done = ", ".join(f"{name} {count:,}" for name, count in report.counts.items() if count)
+        lines.append(f"Retention: {done}" if done else "Retention: nothing is due")
+    if args.optimize:
+        optimized = await store.optimize()
+        value["optimize"] = msgspec.to_builtins(optimized)
+        lines.append(f"Optimized ({', '.join(optimized.steps)}): "
+                     f"{optimized.bytes_before:,} -> {optimized.bytes_after:,} bytes")
+    render.result(value, "\n".join(lines), as_json=args.json)
     return 0
 
 

@@ -38,6 +38,8 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fa
     tokens_in: int = 0
     tokens_out: int = 0
     model: str | None = None
+    provider: str | None = None
+    """Who served the model (openai, anthropic, ...); analytics groups usage by it."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
@@ -113,6 +115,7 @@ class InteractionTracked(Payload, frozen=True):
     tokens_out: int = 0
     response_time: float = 0.0
     model: str | None = None
+    provider: str | None = None
 
 
 class SessionArchived(Payload, frozen=True):
@@ -154,6 +157,24 @@ class ScopePurged(Payload, frozen=True):
     session_id: str | None = None
     user_id: str | None = None
     reason: str | None = None
+
+
+class RetentionSet(Payload, frozen=True):
+    """On an app's scope stream: the app's retention policy from now on (durations in
+    seconds; None: that rule is off). `session_store.retention` enforces it."""
+
+    archive_after: float | None = None
+    delete_after: float | None = None
+    purge_after: float | None = None
+    max_messages: int | None = None
+
+
+class HistoryTrimmed(Payload, frozen=True):
+    """Retention's `max_messages`: the messages at versions up to `through_version` leave
+    the visible history (the log keeps them); `kept` visible messages remained."""
+
+    through_version: int
+    kept: int = 0
 
 
 class TypedValue(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -258,6 +279,8 @@ AnyPayload = (
     | CheckpointsRemoved
     | PayloadErased
     | TagsChanged
+    | RetentionSet
+    | HistoryTrimmed
 )
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
@@ -282,6 +305,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         CheckpointsRemoved,
         PayloadErased,
         TagsChanged,
+        RetentionSet,
+        HistoryTrimmed,
     )
 }
 

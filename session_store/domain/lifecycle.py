@@ -20,6 +20,7 @@ import msgspec
 
 from session_store.domain.events import (
     HistoryCleared,
+    HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
     MessageRetracted,
@@ -158,6 +159,8 @@ def advance(head: Head | None, event: RecordedEvent) -> Head:
     elif isinstance(data, HistoryCleared):
         head.history_from = event.version
         head.retracted = []
+    elif isinstance(data, HistoryTrimmed):
+        head.history_from = max(head.history_from, data.through_version)
     elif isinstance(data, SessionDeleted):
         head.deleted = True
     elif isinstance(data, SessionPurged):

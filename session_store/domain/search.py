@@ -25,7 +25,8 @@ import msgspec
 
 from session_store.domain.events import Event
 
-_WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")
+"""A word: a run of letters and digits."""
 _TERM = re.compile(r'"([^"]*)"?(\*?)|(\S+)')
 
 
@@ -46,7 +47,7 @@ def fold(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """The words of `text`, folded, in order."""
-    return _WORD.findall(fold(text))
+    return WORD.findall(fold(text))
 
 
 def indexed(text: str) -> str:

@@ -17,10 +17,12 @@ import msgspec
 from session_store.domain.events import (
     PAYLOAD_TYPES,
     Event,
+    HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
     MessageRetracted,
     Payload,
+    RetentionSet,
     SessionCreated,
     SessionKey,
     TagsChanged,
@@ -203,14 +205,15 @@ def tags_of(tags: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def timeout_of(timeout: float | timedelta | None) -> float | None:
+def timeout_of(timeout: float | timedelta | None, what: str = "timeout") -> float | None:
+    """A duration in seconds (> 0, at most 100 years) from seconds or a `timedelta`."""
     if timeout is None:
         return None
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise InvalidEvent(f"timeout must be seconds > 0 or a positive timedelta, "
+        raise InvalidEvent(f"{what} must be seconds > 0 or a positive timedelta, "
                            f"not {timeout!r}")
-    check_non_negative(seconds, "timeout", MAX_TIMEOUT, " seconds (100 years)")
+    check_non_negative(seconds, what, MAX_TIMEOUT, " seconds (100 years)")
     return float(seconds)
 
 
@@ -263,6 +266,8 @@ def check_numbers(payload: Payload) -> None:
         if isinstance(message.usage, Usage):
             check_tokens(message.usage.tokens_in, "usage.tokens_in")
             check_tokens(message.usage.tokens_out, "usage.tokens_out")
+            check_ids(**{"usage.model": message.usage.model,
+                         "usage.provider": message.usage.provider})
         if message.response_time is not None:
             check_response_time(message.response_time, "response_time")
         check_timestamp(message.timestamp, "timestamp")
@@ -271,8 +276,16 @@ def check_numbers(payload: Payload) -> None:
         check_tokens(payload.tokens_in, "tokens_in")
         check_tokens(payload.tokens_out, "tokens_out")
         check_response_time(payload.response_time, "response_time")
+        check_ids(model=payload.model, provider=payload.provider)  # analytics keys
     elif isinstance(payload, SessionCreated) and payload.timeout is not None:
         timeout_of(payload.timeout)
+    elif isinstance(payload, RetentionSet):
+        for name in ("archive_after", "delete_after", "purge_after"):
+            timeout_of(getattr(payload, name), name)
+        check_count(payload.max_messages, "max_messages")
+    elif isinstance(payload, HistoryTrimmed):
+        check_count(payload.through_version, "through_version")
+        check_count(payload.kept, "kept")
 
 
 def check_payload_ids(payload: Payload) -> None:

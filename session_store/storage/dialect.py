@@ -39,6 +39,8 @@ Loaded = tuple[dict[SessionKey, tuple[int, str]], Tail, dict[str, RecordedEvent]
 """Stream heads, the log's tail, and the stored records of caller-given event ids."""
 Key = tuple[Any, ...]
 """A primary key's values, in the table's primary-key column order."""
+Optimized = tuple[list[str], int, int]
+"""What `optimize` did (one line per step), and the database's bytes before and after."""
 Follow = Callable[[Sequence[Any]], "tuple[str, Sequence[Any]] | None"]
 """Given a statement's rows, the next statement (`?` placeholders) and its parameters."""
 
@@ -159,6 +161,13 @@ class Dialect(Protocol):
         """`query`'s rows, then the rows of the statement `follow(rows)` returns (none when
         it returns None), in one hop where the driver allows: a point read such as
         `get_session` (its heads, then its messages)."""
+        ...
+
+    async def optimize(self, db: Database, tables: Sequence[str], text_tables: Sequence[str],
+                       busy_timeout: float) -> Optimized:
+        """Upkeep outside any transaction: reclaim space, refresh the planner's statistics
+        of `tables`, merge the full-text index `text_tables`; waits up to `busy_timeout`
+        seconds for other connections' locks."""
         ...
 
     def scan(self, db: Database) -> LogScan:

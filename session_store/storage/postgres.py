@@ -40,6 +40,7 @@ from session_store.storage.dialect import (
     Key,
     Loaded,
     Lock,
+    Optimized,
     Row,
     StaleHeads,
     StreamHead,
@@ -295,6 +296,22 @@ class Postgres:
 
     def scan(self, db: Database) -> PostgresScan:
         return PostgresScan(self, db)
+
+    async def optimize(self, db: Database, tables: Sequence[str], text_tables: Sequence[str],
+                       busy_timeout: float) -> Optimized:
+        """`VACUUM ANALYZE` of each table, in autocommit (VACUUM refuses a transaction);
+        the full-text index is a GIN index of its table, vacuumed with it."""
+        size = "SELECT pg_database_size(current_database())"
+        async with db.engine.connect() as conn:
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            await raw.execute(f"SET lock_timeout = {int(busy_timeout * 1000)}")
+            before = int(await raw.fetchval(size))
+            steps = []
+            for table in tables:
+                await raw.execute(f"VACUUM ANALYZE {table}")
+                steps.append(f"VACUUM ANALYZE {table}")
+            await raw.execute("RESET lock_timeout")
+            return steps, before, int(await raw.fetchval(size))
 
 
 class PostgresTextIndex:

@@ -26,7 +26,15 @@ from sqlalchemy.engine import Connection
 from session_store.domain.events import RecordedEvent, SessionKey
 from session_store.domain.search import Term
 from session_store.storage.codec import RECORD_LIST, decode_row, decode_rows
-from session_store.storage.dialect import Follow, Key, Loaded, Lock, Row, StreamHead
+from session_store.storage.dialect import (
+    Follow,
+    Key,
+    Loaded,
+    Lock,
+    Optimized,
+    Row,
+    StreamHead,
+)
 from session_store.storage.schema import PURGE_ALLOWED
 
 if TYPE_CHECKING:
@@ -217,6 +225,45 @@ class SQLite:
 
     def scan(self, db: Database) -> SQLiteScan:
         return SQLiteScan(db.url.database or "")
+
+    async def optimize(self, db: Database, tables: Sequence[str], text_tables: Sequence[str],
+                       busy_timeout: float) -> Optimized:
+        return await asyncio.to_thread(_optimize, db.url.database or "", text_tables,
+                                       busy_timeout)
+
+
+def _optimize(path: str, text_tables: Sequence[str], busy_timeout: float) -> Optimized:
+    """On a connection of its own in autocommit (VACUUM cannot run in a transaction):
+    checkpoint and truncate the WAL, merge each FTS5 index, ANALYZE, VACUUM, checkpoint
+    again (VACUUM writes through the WAL). ANALYZE and VACUUM cover every table."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        before = _size(conn)
+        steps = [_checkpoint(conn)]
+        for name in text_tables:
+            conn.execute(f"INSERT INTO {name} ({name}) VALUES ('optimize')")
+            steps.append(f"fts5 optimize {name}")
+        conn.execute("ANALYZE")
+        steps.append("ANALYZE")
+        conn.execute("VACUUM")
+        steps.append("VACUUM")
+        steps.append(_checkpoint(conn))
+        return steps, before, _size(conn)
+    finally:
+        conn.close()
+
+
+def _checkpoint(conn: sqlite3.Connection) -> str:
+    busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return (f"wal_checkpoint(TRUNCATE): {done} of {frames} frames"
+            + (" (busy: a reader held it)" if busy else ""))
+
+
+def _size(conn: sqlite3.Connection) -> int:
+    pages, = conn.execute("PRAGMA page_count").fetchone()
+    size, = conn.execute("PRAGMA page_size").fetchone()
+    return int(pages) * int(size)
 
 
 def _readers(db: Database) -> PointReaders:

@@ -1,27 +1,39 @@
-"""Search hits with the matched words marked, as the history read model matches them:
-whole words, case- and accent-insensitive (`projections.history.fold`)."""
+"""Search hits with the matched words marked, by the rule search itself follows
+(`session_store.domain.search`: whole words or `prefix*`, case- and accent-insensitive)."""
 
 from __future__ import annotations
 
-import re
-
-from projections.history import fold
-
-_WORD = re.compile(r"\w+", re.UNICODE)
+from session_store.domain import search
 
 
-def words(query: str) -> set[str]:
+class Wanted:
+    """The words a query asks for: whole (`kettle`) or as a prefix (`kett*`)."""
+
+    def __init__(self, query: str) -> None:
+        self.whole: set[str] = set()
+        self.prefixes: set[str] = set()
+        for term in search.parse(query):
+            self.whole.update(term.words)
+            if term.prefix:
+                self.prefixes.add(term.words[-1])
+
+    def __contains__(self, word: str) -> bool:
+        folded = search.fold(word)
+        return folded in self.whole or any(folded.startswith(p) for p in self.prefixes)
+
+
+def words(query: str) -> Wanted:
     """The words of a query as search compares them."""
-    return {fold(word).casefold() for word in _WORD.findall(query)}
+    return Wanted(query)
 
 
-def fragments(text: str, wanted: set[str]) -> list[tuple[str, bool]]:
+def fragments(text: str, wanted: Wanted) -> list[tuple[str, bool]]:
     """`text` cut into (piece, is_hit) pieces, in order; joined, they give `text` back.
     A page shows them with `textContent`, the hits inside <mark>."""
     pieces: list[tuple[str, bool]] = []
     last = 0
-    for match in _WORD.finditer(text):
-        if fold(match.group()).casefold() in wanted:
+    for match in search.WORD.finditer(text):
+        if match.group() in wanted:
             if match.start() > last:
                 pieces.append((text[last:match.start()], False))
             pieces.append((match.group(), True))

@@ -13,11 +13,13 @@ from session_store.domain.events import (
     CheckpointSaved,
     CheckpointsRemoved,
     Event,
+    HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
     MetadataChanged,
     PendingWrite,
     PendingWritesSaved,
+    RetentionSet,
     ScopePurged,
     SessionCreated,
     SessionKey,
@@ -45,12 +47,14 @@ SAMPLES = [
                        writes=[PendingWrite(idx=-3, channel="__interrupt__",
                                             value=TypedValue(type="empty", value=b""))]),
     CheckpointsRemoved(checkpoints=[CheckpointRef(checkpoint_id="c1")], reason="prune"),
+    RetentionSet(archive_after=86400.0, max_messages=1000),
+    HistoryTrimmed(through_version=7, kept=3),
 ]
 
 
 def test_every_payload_type_is_registered_under_its_class_name() -> None:
     assert all(name == cls.__name__ for name, cls in PAYLOAD_TYPES.items())
-    assert len(PAYLOAD_TYPES) == 19
+    assert len(PAYLOAD_TYPES) == 21
 
 
 def test_a_state_change_written_before_the_scope_link_still_decodes() -> None:

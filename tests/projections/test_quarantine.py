@@ -270,5 +270,6 @@ def test_the_blocking_store_passes_health_and_retry_through(sqlite_url: str) -> 
         store.add_message(session, "user", "hi")
         health = store.health()
         assert health.ok and health.last_position == 2
-        assert set(health.projections) == {"heads", "history", "users", "analytics"}
+        assert set(health.projections) == {"heads", "history", "users", "analytics",
+                                          "retention"}
         assert store.retry_quarantined() is None
