@@ -133,7 +133,7 @@ class AnalyticsProjection(Projection):
                               response_time=m.response_time)
             elif isinstance(data, InteractionTracked):
                 _delta(deltas, event).add(
-                    event.recorded_at, interaction=True, tokens_in=data.tokens_in,
+                    event.recorded_at, interaction=data.turn is None, tokens_in=data.tokens_in,
                     tokens_out=data.tokens_out,
                     response_time=data.response_time if data.response_time > 0 else None)
             elif event.type in _SEGMENT_ENDS:
