@@ -10,15 +10,13 @@ stands in for JAF's Redis provider.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
+from session_store.compat._lazy import LazyStore
 from session_store.compat._lookup import resolve
 from session_store.compat.jaf import ImmutableAdkSession, snapshot_of
 from session_store.domain.events import SessionCreated, SessionKey
@@ -28,7 +26,7 @@ from session_store.errors import (
     InvalidEvent,
     SessionIdNotFound,
 )
-from session_store.store import SessionStore, open_store
+from session_store.store import SessionStore
 
 
 @dataclass(frozen=True)
@@ -49,25 +47,16 @@ class RetrieveResult:
 class StoreSessionProvider:
     """Sessions of JAF, kept in the store at `url` (opened on first use)."""
 
-    def __init__(self, url: str, *, ttl_seconds: float | None = None,
-                 temporary: str | None = None) -> None:
-        self.url, self.ttl_seconds = url, ttl_seconds
-        self._temporary = temporary
-        self._store: SessionStore | None = None
-        self._opening = asyncio.Lock()
+    def __init__(self, url: str | None, *, ttl_seconds: float | None = None) -> None:
+        """`url=None`: a store in a temporary directory, removed by `close()`."""
+        self._store = LazyStore(url, prefix="jaf-sessions-")
+        self.url, self.ttl_seconds = self._store.url, ttl_seconds
 
     async def store(self) -> SessionStore:
-        async with self._opening:
-            if self._store is None:
-                self._store = await open_store(self.url)
-            return self._store
+        return await self._store.get()
 
     async def close(self) -> None:
-        if self._store is not None:
-            await self._store.close()
-            self._store = None
-        if self._temporary is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
+        await self._store.close()
 
     async def store_session(self, session: ImmutableAdkSession) -> StoreResult:
         """Append what the snapshot changed since it was read (or created), in one
@@ -123,10 +112,7 @@ class StoreSessionProvider:
 def create_in_memory_session_provider(config: Mapping[str, Any] | None = None
                                       ) -> StoreSessionProvider:
     """`ttl_seconds`: new sessions' inactivity timeout; `max_sessions` is not enforced."""
-    settings = dict(config or {})
-    directory = tempfile.mkdtemp(prefix="jaf-sessions-")
-    return StoreSessionProvider(f"{directory}/sessions.db",
-                                ttl_seconds=settings.get("ttl_seconds"), temporary=directory)
+    return StoreSessionProvider(None, ttl_seconds=dict(config or {}).get("ttl_seconds"))
 
 
 def create_session_provider(config: Mapping[str, Any]) -> StoreSessionProvider:

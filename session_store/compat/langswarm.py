@@ -13,16 +13,13 @@ created(session_id, user_id)`, `on_message_sent(session_id, message)`,
 `on_session_archived(session_id)`, ... `on_session_error(session_id, error)`) run as the
 store's hooks (`store.on`) after commit.
 
-Functions named `_...` map a call onto today's native API where a native feature is
-coming (analytics summary, cleanup, optimize): each is the one place to re-point.
+Where a native feature is coming (analytics summary, cleanup, optimize), the call maps
+onto today's API in one `_...` function of `langswarm_upkeep`: the place to re-point.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ from typing import Any
 
 import msgspec
 
+from session_store.compat._lazy import LazyStore
 from session_store.compat._lookup import epoch, local, resolve, seconds_of
 from session_store.compat.langswarm_session import (
     LangSwarmSession,
@@ -41,12 +39,19 @@ from session_store.compat.langswarm_session import (
     message_of,
     tags_of,
 )
+from session_store.compat.langswarm_upkeep import (
+    SessionAnalytics,
+    _cleanup,
+    _optimize,
+    _sessions,
+    _summary,
+)
 from session_store.domain import validation
 from session_store.domain.events import MessageAppended, Payload, RecordedEvent, SessionKey
 from session_store.domain.snapshot import Session
 from session_store.errors import InvalidEvent
 from session_store.logs import get_logger
-from session_store.store import SessionStore, open_store
+from session_store.store import SessionStore
 
 log = get_logger(__name__)
 
@@ -76,26 +81,6 @@ class SessionEvent:
 
 
 @dataclass(frozen=True)
-class SessionAnalytics:
-    """`get_analytics(start_date, end_date)`: sessions with activity in the period (created
-    before its end, active since its start), the users who wrote in it, and the messages
-    whose time is in it."""
-
-    start_date: datetime | None
-    end_date: datetime | None
-    total_sessions: int
-    active_users: int
-    total_messages: int
-    avg_messages_per_session: float
-    model_usage: Mapping[str, int]
-    """Replies per model."""
-    provider_usage: Mapping[str, int]
-    """Replies per provider."""
-    tokens_in: int
-    tokens_out: int
-
-
-@dataclass(frozen=True)
 class InMemorySessionStorage:
     """LangSwarm's in-memory storage: a store in a temporary directory, gone at close."""
 
@@ -119,45 +104,27 @@ class SessionManager:
         self.app_name = validation.check_id(app_name, "app_name")
         self.cleanup_config = dict(cleanup_config or {})
         """Kept for the retention policy; run the cleanups yourself meanwhile."""
-        self._temporary: str | None = None
-        self.url = self._url_of(storage, dict(storage_config or {}))
+        self._store = LazyStore(_url_of(storage, dict(storage_config or {})),
+                                prefix="langswarm-", prepare=self._prepare)
+        self.url = self._store.url
         self.providers = dict(providers or {})
         self._middleware: list[Any] = list(middleware)
         self._hooks: list[Any] = list(hooks)
         self._clock = clock
-        self._store: SessionStore | None = None
-        self._opening = asyncio.Lock()
 
-    def _url_of(self, storage: Storage, config: dict[str, Any]) -> str:
-        if isinstance(storage, InMemorySessionStorage) or storage == "memory":
-            self._temporary = tempfile.mkdtemp(prefix="langswarm-")
-            return f"{self._temporary}/sessions.db"
-        if isinstance(storage, SQLiteSessionStorage):
-            return storage.db_path
-        if storage == "sqlite":
-            return str(config.get("db_path", SQLiteSessionStorage.db_path))
-        if isinstance(storage, str) and storage:
-            return storage
-        raise InvalidEvent(f"storage must be 'memory', 'sqlite' or a store URL, not "
-                           f"{storage!r}")
+    def _prepare(self, store: SessionStore) -> None:
+        for middleware in self._middleware:
+            self._use(store, middleware)
+        for hook in self._hooks:
+            store.on("*", self._hook_of(hook))
 
     async def store(self) -> SessionStore:
         """The store, opened on first use."""
-        async with self._opening:
-            if self._store is None:
-                self._store = await open_store(self.url)
-                for middleware in self._middleware:
-                    self._use(self._store, middleware)
-                for hook in self._hooks:
-                    self._store.on("*", self._hook_of(hook))
-            return self._store
+        return await self._store.get()
 
     async def close(self) -> None:
-        if self._store is not None:
-            await self._store.close()
-            self._store = None
-        if self._temporary is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
+        """Close the store (and remove an in-memory one)."""
+        await self._store.close()
 
     # --- sessions --------------------------------------------------------------------
 
@@ -244,13 +211,13 @@ class SessionManager:
             raise InvalidEvent(f"{middleware!r} has no process_message(session_id, message, "
                                "context)")
         self._middleware.append(middleware)
-        if self._store is not None:
-            self._use(self._store, middleware)
+        if self._store.opened is not None:
+            self._use(self._store.opened, middleware)
 
     def add_lifecycle_hook(self, hook: Any) -> None:
         self._hooks.append(hook)
-        if self._store is not None:
-            self._store.on("*", self._hook_of(hook))
+        if self._store.opened is not None:
+            self._store.opened.on("*", self._hook_of(hook))
 
     def _use(self, store: SessionStore, middleware: Any) -> None:
         app = self.app_name
@@ -362,6 +329,19 @@ def create_session_manager(storage: Storage = "memory", *,
                           app_name=app_name, clock=clock)
 
 
+def _url_of(storage: Storage, config: dict[str, Any]) -> str | None:
+    """The store's URL; None: in memory (a temporary directory)."""
+    if isinstance(storage, InMemorySessionStorage) or storage == "memory":
+        return None
+    if isinstance(storage, SQLiteSessionStorage):
+        return storage.db_path
+    if storage == "sqlite":
+        return str(config.get("db_path", SQLiteSessionStorage.db_path))
+    if isinstance(storage, str) and storage:
+        return storage
+    raise InvalidEvent(f"storage must be 'memory', 'sqlite' or a store URL, not {storage!r}")
+
+
 def _session_event(kind: str, record: RecordedEvent) -> SessionEvent:
     preview = None
     if isinstance(record.data, MessageAppended):
@@ -369,96 +349,3 @@ def _session_event(kind: str, record: RecordedEvent) -> SessionEvent:
     return SessionEvent(type=kind, session_id=record.session_id, user_id=record.user_id,
                         timestamp=local(record.recorded_at), position=record.position,
                         message_preview=preview)
-
-
-async def _sessions(store: SessionStore, app_name: str, *, user_id: str | None = None,
-                    status: str | None = None, since: float | None = None,
-                    until: float | None = None) -> list[Session]:
-    """Summaries of the app's sessions, oldest activity first, stopping at `until`."""
-    found: list[Session] = []
-    cursor: str | None = None
-    while True:
-        page = await store.list_sessions(app_name=app_name, user_id=user_id, status=status,
-                                         since=since, limit=500, cursor=cursor)
-        for session in page.sessions:
-            if until is not None and session.last_update_time >= until:
-                return found
-            found.append(session)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
-
-
-# --- where coming native features are mapped today ----------------------------------------
-
-async def _summary(store: SessionStore, app_name: str, start: float | None,
-                   end: float | None) -> SessionAnalytics:
-    """Today: each session active in the period, read whole. Re-point to
-    `store.analytics.summary(start=, end=, app_name=)`."""
-    sessions = [s for s in await _sessions(store, app_name, since=start)
-                if end is None or s.created_at <= end]
-    users: set[str] = set()
-    models: dict[str, int] = {}
-    providers: dict[str, int] = {}
-    messages = tokens_in = tokens_out = 0
-    for summary in sessions:
-        session = await store.get_session(app_name=app_name, user_id=summary.user_id,
-                                          session_id=summary.id)
-        for message in session.messages if session is not None else ():
-            if (start is not None and message.timestamp < start) or (
-                    end is not None and message.timestamp > end):
-                continue
-            messages += 1
-            if message.role == "user":
-                users.add(summary.user_id)
-            if message.usage is not None:
-                tokens_in += message.usage.tokens_in
-                tokens_out += message.usage.tokens_out
-                if message.usage.model:
-                    models[message.usage.model] = models.get(message.usage.model, 0) + 1
-            provider = (message.native or {}).get("provider") if isinstance(
-                message.native, dict) else None
-            if isinstance(provider, str):
-                providers[provider] = providers.get(provider, 0) + 1
-    return SessionAnalytics(
-        start_date=None if start is None else local(start),
-        end_date=None if end is None else local(end), total_sessions=len(sessions),
-        active_users=len(users), total_messages=messages,
-        avg_messages_per_session=messages / len(sessions) if sessions else 0.0,
-        model_usage=models, provider_usage=providers, tokens_in=tokens_in,
-        tokens_out=tokens_out)
-
-
-async def _cleanup(store: SessionStore, app_name: str, now: float, *,
-                   inactive_for: float | None = None, archived_for: float | None = None,
-                   deleted_for: float | None = None) -> int:
-    """Today: archive, delete or purge from session pages (and, for purges, the log's
-    deletions). Re-point to `store.cleanup(inactive_for=, archived_for=, deleted_for=)`."""
-    done = 0
-    if inactive_for is not None:
-        for session in await _sessions(store, app_name, status="active",
-                                       until=now - inactive_for):
-            await store.archive_session(session.key)
-            done += 1
-    if archived_for is not None:
-        for session in await _sessions(store, app_name, status="archived",
-                                       until=now - archived_for):
-            await store.delete_session(app_name=app_name, user_id=session.user_id,
-                                       session_id=session.id)
-            done += 1
-    if deleted_for is not None:
-        purged = {r.key async for r in store.read_all(types=["SessionPurged"],
-                                                         app_name=app_name)}
-        async for record in store.read_all(types=["SessionDeleted"], app_name=app_name):
-            if record.recorded_at < now - deleted_for and record.key not in purged:
-                await store.delete_session(app_name=app_name, user_id=record.user_id,
-                                           session_id=record.session_id, purge=True)
-                purged.add(record.key)
-                done += 1
-    return done
-
-
-async def _optimize(store: SessionStore) -> None:
-    """Today: the read models rebuilt from the log (fresh tables and indexes). Re-point to
-    `store.optimize()`."""
-    await store.rebuild()

@@ -122,6 +122,7 @@ def test_the_enhanced_example_counts_one_interaction_per_turn(
         # what the manager showed is what native statistics and analytics say
         assert stats.interactions == 2 and stats.tokens_in == tokens_in
         assert alice.status == "ended"
+        store.wait_for(store.last_position())  # the manager's store wrote it, not this one
         by_session = store.analytics.by_session("lg_adk", "alice", alice.id)
         assert by_session is not None and by_session.interactions == 2
         assert by_session.tokens_in == tokens_in
