@@ -79,15 +79,27 @@ class AdkMessage:
     def __post_init__(self) -> None:
         if not isinstance(self.role, str) or not self.role:
             raise SessionError(f"a message role is a non-empty string, not {self.role!r}")
+        if not isinstance(self.content, str | Mapping | list | tuple):
+            raise SessionError(f"message content is text or (a tool's result) a mapping or "
+                               f"list, not {type(self.content).__name__}")
+        if not isinstance(self.metadata, Mapping):
+            raise SessionError(f"message metadata is a mapping, not "
+                               f"{type(self.metadata).__name__}")
         object.__setattr__(self, "content", freeze(self.content))
         object.__setattr__(self, "metadata", freeze(self.metadata))
+        object.__setattr__(self, "text", _text_of(self.content))
 
-    @property
-    def text(self) -> str:
-        """The content as text (a mapping as JSON)."""
-        if isinstance(self.content, str):
-            return self.content
-        return json.dumps(thaw(self.content), sort_keys=True, ensure_ascii=False)
+    text: str = field(init=False, default="", compare=False, repr=False)
+    """The content as text (a mapping or list as JSON)."""
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    try:
+        return json.dumps(thaw(content), sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise SessionError(f"a message's content must be JSON: {error}") from None
 
 
 def create_user_message(content: str, metadata: Mapping[str, Any] | None = None) -> AdkMessage:

@@ -144,6 +144,7 @@ class GraphBuilder:
         """One turn; returns `{"session_id", "output", "state"}`. Without `session_id` a
         session is created (its user from `metadata["user_id"]`)."""
         manager = self._manager()
+        _check_message(message)
         if session_id is None:
             session_id = manager.create_session(metadata=metadata)
         elif metadata:
@@ -159,6 +160,7 @@ class GraphBuilder:
                    metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """`run`, awaiting the manager's async forms (and the agent, when it is async)."""
         manager = self._manager()
+        _check_message(message)
         if session_id is None:
             session_id = await manager.acreate_session(metadata=metadata)
         elif metadata:
@@ -181,8 +183,6 @@ class GraphBuilder:
 
     @staticmethod
     def _state(message: str, session_id: str, native: Any) -> dict[str, Any]:
-        if not isinstance(message, str):
-            raise InvalidEvent(f"message must be a string, not {type(message).__name__}")
         history = [{"role": m.role, "content": m.text or ""} for m in native.messages]
         return {"input": message, "session_id": session_id, "conversation_history": history}
 
@@ -202,3 +202,9 @@ class GraphBuilder:
                       tokens_in=usage["tokens_in"], tokens_out=usage["tokens_out"],
                       model=usage.get("model"))),
         ]
+
+
+def _check_message(message: object) -> None:
+    """Before anything is written (a session created for the turn included)."""
+    if not isinstance(message, str):
+        raise InvalidEvent(f"message must be a string, not {type(message).__name__}")

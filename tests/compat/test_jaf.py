@@ -121,6 +121,10 @@ def test_creating_and_adding_messages(capsys: pytest.CaptureFixture[str]) -> Non
                   lambda: session.search_messages(None),  # type: ignore[arg-type]
                   lambda: session.get_messages_after("yesterday"),  # type: ignore[arg-type]
                   lambda: session.with_message("hi"),  # type: ignore[arg-type]
+                  lambda: create_user_message(object()),  # type: ignore[arg-type]
+                  lambda: create_tool_message("t", {"x": float("nan")}),
+                  lambda: create_tool_message("t", {"when": datetime.now()}),
+                  lambda: create_user_message("x", metadata=["a"]),  # type: ignore[arg-type]
                   lambda: create_immutable_session("", "user", "app")):
         with pytest.raises(InvalidEvent):  # SessionError is one
             wrong()

@@ -154,6 +154,10 @@ def test_users_metadata_and_lifecycle_snippets(session_manager: SessionManager) 
     assert tracked.total_response_time == pytest.approx(1.2)
     assert tracked.last_active >= session.last_active
 
+    with pytest.raises(InvalidEvent):  # refused before a session is created for the turn
+        builder.run(message=42, metadata={"user_id": "carol"})  # type: ignore[arg-type]
+    assert session_manager.get_user_sessions("carol") == []
+
     session_id = session_manager.create_session()
     assert session_manager.session_exists(session_id)
     session_manager.end_session(session_id)

@@ -79,3 +79,23 @@ async def test_a_bare_id_is_found_through_an_index(store: SessionStore, backend:
             await conn.close()
         plan = " ".join(row[0] for row in rows)
         assert "ss_heads_session" in plan, plan
+
+
+async def test_a_session_read_looks_its_heads_up_by_key(sqlite_url: str) -> None:
+    """`get_session` (every compat read) finds the head and scope rows by primary key, not
+    by searching the app's sessions."""
+    import sqlite3
+
+    from session_store import open_store, reads
+
+    async with open_store(sqlite_url) as store:
+        for user in range(40):
+            await store.create_session(app_name="app", user_id=f"u{user}", session_id="s")
+    with sqlite3.connect(sqlite_url) as conn:
+        conn.execute("ANALYZE")
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + reads._HEADS_SQL,
+                                               ["app", "u7", "s", "app"])]
+    searches = [step for step in plan if step.startswith("SEARCH")]
+    assert searches and all(all(f"{column}=?" in step for column in
+                                ("app_name", "user_id", "session_id"))
+                            for step in searches), plan  # the whole key, either index
