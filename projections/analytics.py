@@ -241,12 +241,13 @@ def count(tally: Tally, models: dict[model_usage.Key, list[int]], event: Recorde
         else:
             tally.add(event.recorded_at, role=m.role, interaction=m.response_time is not None,
                       response_time=m.response_time)
-    elif isinstance(data, InteractionTracked):
-        tally.add(event.recorded_at, interaction=True, tokens_in=data.tokens_in,
+    elif isinstance(data, InteractionTracked):  # with a `turn`, that message counted it
+        tally.add(event.recorded_at, interaction=data.turn is None, tokens_in=data.tokens_in,
                   tokens_out=data.tokens_out,
                   response_time=data.response_time if data.response_time > 0 else None)
-        model_usage.count(models, _key(event), data.model, data.provider,
-                          message=False, tokens_in=data.tokens_in, tokens_out=data.tokens_out)
+        model_usage.count(models, _key(event), data.model, data.provider, message=False,
+                          interaction=data.turn is None, tokens_in=data.tokens_in,
+                          tokens_out=data.tokens_out)
 
 
 def _key(event: RecordedEvent) -> tuple[str, str, str, str]:

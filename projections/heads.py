@@ -41,6 +41,7 @@ def make_tables(suffix: str = "") -> tuple[sa.Table, sa.Table]:
         sa.Index(f"ss_heads{suffix}_user_activity", "app_name", "user_id", "last_update_time",
                  "session_id"),
         sa.Index(f"ss_heads{suffix}_expiry", "status", "expires_at"),
+        sa.Index(f"ss_heads{suffix}_session", "session_id", "app_name", "user_id"),
     )
     tags = sa.Table(
         f"ss_session_tags{suffix}", metadata,
@@ -85,7 +86,7 @@ class HeadsProjection(Projection):
     """The inline read model of session heads (and the app/user scope state rows)."""
 
     name = "heads"
-    version = 1
+    version = 2  # 2: index by bare session id (`find_sessions`, the compat modules' lookups)
 
     def __init__(self, suffix: str = "") -> None:
         self.heads, self.tags = (HEADS, TAGS) if not suffix else make_tables(suffix)

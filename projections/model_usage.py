@@ -35,14 +35,15 @@ def make_table(metadata: sa.MetaData, suffix: str = "") -> sa.Table:
 
 def count(deltas: dict[Key, list[int]], key: tuple[str, str, str, str],
           model: str | None, provider: str | None, *, message: bool, tokens_in: int,
-          tokens_out: int) -> None:
-    """Add one message with usage (`message`) or one tracked interaction."""
+          tokens_out: int, interaction: bool = True) -> None:
+    """Add one message with usage (`message`) or one tracked interaction (`interaction`
+    False: the tokens of a turn a message already counted)."""
     full = (*key, model or "", provider or "")
     found = deltas.get(full)
     if found is None:
         found = deltas[full] = [0, 0, 0, 0]
     found[0] += message
-    found[1] += 1
+    found[1] += interaction
     found[2] += tokens_in
     found[3] += tokens_out
 

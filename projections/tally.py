@@ -84,14 +84,15 @@ class Tally:
 
     def add(self, at: float, *, role: str | None = None, interaction: bool = False,
             tokens_in: int = 0, tokens_out: int = 0, response_time: float | None = None) -> None:
-        """Count one message (`role` given) and/or one interaction recorded at `at`."""
+        """Count one message (`role` given) and/or one interaction recorded at `at`; tokens
+        and a response time count either way (a tracked completion of a turn adds both)."""
         if role is not None:
             self.messages += 1
             self.roles[role] = self.roles.get(role, 0) + 1
         if interaction:
             self.interactions += 1
-            self.tokens_in += tokens_in
-            self.tokens_out += tokens_out
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
         if response_time is not None:
             micros = round(response_time * 1_000_000)
             self.rt_count += 1

@@ -29,6 +29,18 @@ class SessionNotFound(SessionStoreError):
     """The session does not exist, was deleted, or belongs to another app or user."""
 
 
+class SessionIdNotFound(SessionNotFound, KeyError):
+    """No visible session has this bare id (the compat modules' id-only lookups); a
+    `KeyError` too, as those frameworks raise for an unknown id."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class AmbiguousSession(SessionStoreError, LookupError):
+    """A bare session id names sessions of several apps or users: give the app and user."""
+
+
 class SessionAlreadyExists(SessionStoreError):
     """The `(app_name, user_id, session_id)` is taken (or was taken by a deleted session)."""
 

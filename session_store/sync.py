@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -83,6 +83,11 @@ class SyncSessionStore:
     @property
     def display_url(self) -> str:
         return self._store.display_url
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of the async store (`store`) on this store's loop, blocking; a
+        closed store raises `StoreUnavailable` (what the compat managers build on)."""
+        return self._loop.run(coroutine)
 
     @property
     def projection_names(self) -> list[str]:

@@ -25,7 +25,8 @@ LAYERS = (
     ("session_store.reads", "session_store.replay", "session_store.audit",
      "session_store.hooks", "session_store.appending", "session_store.store",
      "session_store.sync", "session_store"),
-    ("session_store.cli", "session_store.adapters", "session_store.web"),
+    ("session_store.cli", "session_store.adapters", "session_store.web",
+     "session_store.compat"),
 )
 """Lowest first. A module may import its own layer and the layers below it."""
 ENTRY_POINTS_MAY_NOT_IMPORT = ("session_store.storage", "session_store.log",

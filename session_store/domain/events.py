@@ -116,6 +116,10 @@ class InteractionTracked(Payload, frozen=True):
     response_time: float = 0.0
     model: str | None = None
     provider: str | None = None
+    turn: str | None = None
+    """The id of a message that already counted this interaction (it carried usage or a
+    response time): the tracked tokens and time complete that turn, no interaction is
+    added. None: an interaction of its own."""
 
 
 class SessionArchived(Payload, frozen=True):

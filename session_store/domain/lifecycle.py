@@ -141,7 +141,7 @@ def advance(head: Head | None, event: RecordedEvent) -> Head:
     if cls is StateChanged:
         _update_state(head, data.delta)  # type: ignore[union-attr]
     elif isinstance(data, InteractionTracked):
-        head.tracked_interactions += 1
+        head.tracked_interactions += 1 if data.turn is None else 0
         head.tracked_tokens_in += data.tokens_in
         head.tracked_tokens_out += data.tokens_out
         head.tracked_response_time += data.response_time

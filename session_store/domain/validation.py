@@ -277,6 +277,8 @@ def check_numbers(payload: Payload) -> None:
         check_tokens(payload.tokens_out, "tokens_out")
         check_response_time(payload.response_time, "response_time")
         check_ids(model=payload.model, provider=payload.provider)  # analytics keys
+        if payload.turn is not None:
+            check_id(payload.turn, "turn")
     elif isinstance(payload, SessionCreated) and payload.timeout is not None:
         timeout_of(payload.timeout)
     elif isinstance(payload, RetentionSet):
