@@ -1,6 +1,8 @@
-"""Where LangSwarm's manager maps calls onto today's native API because the native feature
-is coming (analytics summary, cleanup, optimize): each `_...` function here is the one
-place to re-point (docs/MIGRATING.md, the † rows)."""
+"""LangSwarm's upkeep calls on the native API: its cleanups are `store.cleanup`,
+`optimize_storage` is `store.optimize`. Its analytics (`_summary`) keep LangSwarm's own
+meaning (sessions alive in the period, users who wrote in it, replies per model), read
+from the sessions of the period; `store.analytics.summary` counts by whole UTC days and
+sessions with activity, which is not the same figure."""
 
 from __future__ import annotations
 
@@ -53,8 +55,7 @@ async def _sessions(store: SessionStore, app_name: str, *, user_id: str | None =
 
 async def _summary(store: SessionStore, app_name: str, start: float | None,
                    end: float | None) -> SessionAnalytics:
-    """Today: each session active in the period, read whole. Re-point to
-    `store.analytics.summary(start=, end=, app_name=)`."""
+    """Each session alive in the period, read whole."""
     sessions = [s for s in await _sessions(store, app_name, since=start)
                 if end is None or s.created_at <= end]
     users: set[str] = set()
@@ -92,33 +93,13 @@ async def _summary(store: SessionStore, app_name: str, start: float | None,
 async def _cleanup(store: SessionStore, app_name: str, now: float, *,
                    inactive_for: float | None = None, archived_for: float | None = None,
                    deleted_for: float | None = None) -> int:
-    """Today: archive, delete or purge from session pages (and, for purges, the log's
-    deletions). Re-point to `store.cleanup(inactive_for=, archived_for=, deleted_for=)`."""
-    done = 0
-    if inactive_for is not None:
-        for session in await _sessions(store, app_name, status="active",
-                                       until=now - inactive_for):
-            await store.archive_session(session.key)
-            done += 1
-    if archived_for is not None:
-        for session in await _sessions(store, app_name, status="archived",
-                                       until=now - archived_for):
-            await store.delete_session(app_name=app_name, user_id=session.user_id,
-                                       session_id=session.id)
-            done += 1
-    if deleted_for is not None:
-        purged = {r.key async for r in store.read_all(types=["SessionPurged"],
-                                                         app_name=app_name)}
-        async for record in store.read_all(types=["SessionDeleted"], app_name=app_name):
-            if record.recorded_at < now - deleted_for and record.key not in purged:
-                await store.delete_session(app_name=app_name, user_id=record.user_id,
-                                           session_id=record.session_id, purge=True)
-                purged.add(record.key)
-                done += 1
-    return done
+    """`store.cleanup`: archive idle sessions, delete long-archived ones, purge
+    long-deleted ones; how many it touched."""
+    report = await store.cleanup(app_name=app_name, inactive_for=inactive_for,
+                                 archived_for=archived_for, deleted_for=deleted_for, now=now)
+    return report.total
 
 
 async def _optimize(store: SessionStore) -> None:
-    """Today: the read models rebuilt from the log (fresh tables and indexes). Re-point to
-    `store.optimize()`."""
-    await store.rebuild()
+    """`store.optimize()`: checkpoint, analyse, vacuum (SQLite) or VACUUM ANALYZE (PostgreSQL)."""
+    await store.optimize()
