@@ -85,7 +85,7 @@ class HeadsProjection(Projection):
     """The inline read model of session heads (and the app/user scope state rows)."""
 
     name = "heads"
-    version = 1
+    version = 2  # 2: heads keep the newest message's time, rewinds, the summary, fork links
 
     def __init__(self, suffix: str = "") -> None:
         self.heads, self.tags = (HEADS, TAGS) if not suffix else make_tables(suffix)

@@ -40,6 +40,7 @@ from session_store.errors import (
     SessionNotFound,
     StoreUnavailable,
 )
+from session_store.home_loop import running_loop
 from session_store.hooks import Hook, Hooks, Middleware
 from session_store.log import NO_STREAM
 from session_store.log.eventlog import EventLog
@@ -71,6 +72,9 @@ class SessionStore(Appending):
         self.hooks = Hooks()
         self.written = 0
         """The newest log position this store has appended (read-your-writes target)."""
+        self.home_loop = running_loop() if db.dialect.loop_bound else None
+        """The event loop this store must be called on (it opened there), None when any
+        loop will do (SQLite); `session_store.home_loop.on_home_loop` calls it from others."""
         found = runtime.projections
         self.history = History(db, _built_in(found, "history", HistoryProjection), self._ready)
         self.users = Users(db, _built_in(found, "users", UsersProjection), self._ready)
