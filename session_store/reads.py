@@ -10,6 +10,7 @@ costs O(k). Point reads are plain SQL on the driver connection
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,15 +31,36 @@ _HEADS_SQL = (f"SELECT body FROM {HEADS.name} WHERE app_name = ? AND ("
 """A session's head with its app's and its user's scope rows."""
 
 
-def _messages_sql(newest_first: bool, since: bool) -> str:
+@functools.lru_cache(maxsize=64)
+def _messages_sql(newest_first: bool, since: bool, hidden: int = 0, summary: bool = False
+                  ) -> str:
+    """The visible messages' statement: versions after `history_from` up to the head's,
+    minus `hidden` ranges a rewind took out; with `summary`, also the compaction whose
+    summary opens the history (one more row, by its version)."""
     query = (f"SELECT {RECORD_LIST} FROM ss_events WHERE app_name = ? AND user_id = ? "
              "AND session_id = ? AND type = 'MessageAppended' AND version > ? AND version <= ?")
     if since:
         query += " AND recorded_at >= ?"
-    return query + (" ORDER BY version DESC LIMIT ?" if newest_first else " ORDER BY version")
+    query += " AND NOT (version > ? AND version <= ?)" * hidden
+    query += " ORDER BY version DESC LIMIT ?" if newest_first else " ORDER BY version"
+    if not summary:
+        return query
+    return (f"SELECT * FROM ({query}) AS visible UNION ALL SELECT {RECORD_LIST} FROM ss_events "
+            "WHERE app_name = ? AND user_id = ? AND session_id = ? AND version = ?")
 
 
-_MESSAGES = {(n, s): _messages_sql(n, s) for n in (False, True) for s in (False, True)}
+def _messages_params(head: Head, since: float | None, limit: int | None) -> list[Any]:
+    params: list[Any] = [head.app_name, head.user_id, head.session_id, head.history_from,
+                         head.version]
+    if since is not None:
+        params.append(since)
+    for after, through in head.hidden:
+        params += (after, through)
+    if limit is not None:
+        params.append(limit + len(head.retracted))
+    if head.summary_version:
+        params += (head.app_name, head.user_id, head.session_id, head.summary_version)
+    return params
 
 Loaded = tuple[Head | None, dict[str, Any], list[RecordedEvent]]
 
@@ -71,19 +93,19 @@ async def load_session(db: Database, key: SessionKey, *, limit: int | None,
         found.append((head, scoped))
         if head is None or head.deleted or limit == 0:
             return None
-        params: list[Any] = [head.app_name, head.user_id, head.session_id, head.history_from,
-                             head.version]
-        if since is not None:
-            params.append(since)
-        if limit is not None:
-            params.append(limit + len(head.retracted))
-        return _MESSAGES[(limit is not None, since is not None)], params
+        query = _messages_sql(limit is not None, since is not None, len(head.hidden),
+                              bool(head.summary_version))
+        return query, _messages_params(head, since, limit)
 
     _, rows = await db.dialect.fetch_then(db, _HEADS_SQL, list(key), messages)
     head, scoped = found[0]
     with fewer_collections():  # a long session decodes into thousands of objects
         events = decode_rows(rows) if rows else []
-    if limit is not None:
+    summary = None
+    if head is not None and head.summary_version:
+        summary = next((r for r in events if r.version == head.summary_version), None)
+        events = sorted((r for r in events if r is not summary), key=lambda r: r.version)
+    elif limit is not None:
         events.reverse()
     if head is not None and head.retracted:
         retracted = set(head.retracted)
@@ -92,11 +114,25 @@ async def load_session(db: Database, key: SessionKey, *, limit: int | None,
                   if isinstance(r.data, MessageAppended) and r.data.message.id not in retracted]
         if limit is not None:
             events = events[-limit:]
+    if summary is not None and (since is None or summary.recorded_at >= since) and (
+            limit is None or len(events) < limit):
+        events.insert(0, summary)  # it stands for the messages before these
     return head, scoped, events
 
 
 _TOMBSTONE = ("SELECT version FROM ss_events WHERE app_name = ? AND user_id = ? AND "
               "session_id = ? AND type IN ('SessionDeleted', 'SessionPurged') LIMIT 1")
+
+
+_VERSION_AT = ("SELECT max(version) FROM ss_events WHERE app_name = ? AND user_id = ? AND "
+               "session_id = ? AND recorded_at <= ?")
+
+
+async def version_at(db: Database, key: SessionKey, at: float) -> int | None:
+    """The version of the session's last event recorded at or before `at` (None: none was)."""
+    rows = await db.dialect.fetch(db, _VERSION_AT, [*key, at])
+    found = rows[0][0] if rows else None
+    return None if found is None else int(found)
 
 
 async def tombstoned(db: Database, key: SessionKey) -> bool:

@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from session_store import reads
-from session_store.domain.events import MessageAppended, RecordedEvent, SessionKey
-from session_store.domain.lifecycle import Head, fold
+from session_store.domain.events import (
+    HistoryCompacted,
+    MessageAppended,
+    RecordedEvent,
+    SessionKey,
+)
+from session_store.domain.lifecycle import Head, fold, visible_history
 from session_store.domain.scopes import SHARED_SCOPES, scope_stream
 from session_store.domain.snapshot import Session, snapshot
 from session_store.log.eventlog import EventLog
@@ -30,14 +35,11 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
     async for record in log.read_stream(key, to_version=to_version):
         head = fold(head, record)
         last_position = record.position
-        if isinstance(record.data, MessageAppended):
-            messages.append(record)
-        elif record.type == "HistoryCleared":
-            messages = []
+        if isinstance(record.data, (MessageAppended, HistoryCompacted)):
+            messages.append(record)  # a rewind may show again what a clear hid: keep all
     if head is None or head.deleted or (to_version is not None and head.version < to_version):
         return None  # never existed, deleted, or not yet at that version
-    hidden = set(head.retracted)
-    visible = [m for m in messages if m.data.message.id not in hidden]  # type: ignore[union-attr]
+    visible = visible_history(head, messages)
     if since is not None:
         visible = [m for m in visible if m.recorded_at >= since]
     if recent is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,7 +23,8 @@ from projections.rebuild import Progress, RebuildReport
 from projections.runtime import ProjectionRuntime
 from projections.users import Users, UsersProjection
 from session_store import audit, purging, reads
-from session_store.appending import Appending, SessionRef
+from session_store.appending import SessionRef
+from session_store.branching import Branching
 from session_store.domain import validation
 from session_store.domain.events import (
     RecordedEvent,
@@ -36,6 +37,7 @@ from session_store.domain.snapshot import Session, SessionPage, snapshot
 from session_store.domain.validation import check_count, key_of, ref
 from session_store.errors import (
     ConcurrencyError,
+    InvalidEvent,
     SessionAlreadyExists,
     SessionNotFound,
     StoreUnavailable,
@@ -55,7 +57,7 @@ from session_store.storage.database import (
 )
 
 
-class SessionStore(Appending):
+class SessionStore(Branching):
     """Sessions of AI-agent conversations, kept as an event log with projections."""
 
     history: History
@@ -190,12 +192,20 @@ class SessionStore(Appending):
     async def get_session(self, *, app_name: str, user_id: str, session_id: str,
                           num_recent_events: int | None = None,
                           after_timestamp: float | None = None,
-                          at_version: int | None = None) -> Session | None:
-        """The session now (or as it was after event `at_version`); None when not visible."""
+                          at_version: int | None = None,
+                          as_of: float | datetime | None = None) -> Session | None:
+        """The session now (or as it was after event `at_version`, or at the moment `as_of`:
+        after its last event recorded then); None when not visible (or not yet created)."""
         key = key_of(app_name, user_id, session_id)
         check_count(num_recent_events, "num_recent_events")
         if after_timestamp is not None:
             validation.check_non_negative(after_timestamp, "after_timestamp")
+        if as_of is not None:
+            if at_version is not None:
+                raise InvalidEvent("give at_version or as_of, not both")
+            at_version = await reads.version_at(self.db, key, validation.epoch_of(as_of))
+            if at_version is None:
+                return None  # nothing was recorded yet at that moment
         if at_version is not None:
             check_count(at_version, "at_version")
             return await replay_session(self.log, key, to_version=at_version,

@@ -226,6 +226,22 @@ def shows(head: Head, version: int) -> bool:
         after < version <= through for after, through in head.hidden)
 
 
+def visible_history(head: Head, records: Iterable[RecordedEvent]) -> list[RecordedEvent]:
+    """Of a session's `MessageAppended` and `HistoryCompacted` records (oldest first, up to
+    the head's version), the visible history: the summary first, then the messages shown."""
+    hidden = set(head.retracted)
+    found: list[RecordedEvent] = []
+    summary: list[RecordedEvent] = []
+    for record in records:
+        data = record.data
+        if record.version == head.summary_version and isinstance(data, HistoryCompacted):
+            summary.append(record)
+        elif (isinstance(data, MessageAppended) and data.message.id not in hidden
+              and shows(head, record.version)):
+            found.append(record)
+    return summary + found
+
+
 def _update_state(head: Head, delta: dict[str, Any]) -> None:
     update_stream_state(head.key, head.state, delta)
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from session_store.domain.events import (
     PAYLOAD_TYPES,
     Event,
+    HistoryCompacted,
     InteractionTracked,
     MessageAppended,
     MessageRetracted,
@@ -252,6 +253,8 @@ def check_numbers(payload: Payload) -> None:
         check_response_time(payload.response_time, "response_time")
     elif isinstance(payload, SessionCreated) and payload.timeout is not None:
         timeout_of(payload.timeout)
+    elif isinstance(payload, HistoryCompacted) and isinstance(payload.summary, Event):
+        check_numbers(MessageAppended(message=payload.summary))  # a summary is a message
 
 
 def check_payload_ids(payload: Payload) -> None:
@@ -344,3 +347,15 @@ def check_ids(**ids: Any) -> None:
     for what, value in ids.items():
         if value is not None:
             check_id(value, what)
+
+
+def epoch_of(moment: Any, what: str = "as_of") -> float:
+    """A moment as epoch seconds: a number (checked like a timestamp) or a timezone-aware
+    `datetime` (a naive one is refused: it names no moment)."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise InvalidEvent(f"{what} must be a timezone-aware datetime (or epoch seconds), "
+                               f"not the naive {moment!r}")
+        return moment.timestamp()  # any aware moment (before 1970: nothing was recorded)
+    check_timestamp(moment, what)
+    return float(moment)
