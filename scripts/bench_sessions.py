@@ -8,7 +8,9 @@ Measured, each in a fresh SQLite file of its own:
 - appends/s through `append_event`, one awaited call after another, into one session;
 - `get_session` of that 2,000-event session, in full and with the last 20 events;
 - the first page of `list_sessions` for a user with 10,000 sessions (ADK has no paging:
-  its `list_sessions` returns every session of the user, which is what a caller gets).
+  its `list_sessions` returns every session of the user, which is what a caller gets);
+- `get_session` of a 20,000-message session before and after `compact(keep_recent=20)`
+  (a summary and 20 recent messages), same store, same run (`--compaction` runs only this).
 
 ADK's `DatabaseSessionService` (sqlite+aiosqlite URL) and `SqliteSessionService` run in
 the same process when google-adk is importable (`pip install 'session-store[bench]'`).
@@ -43,6 +45,8 @@ class Sizes:
     full_reads: int = 30
     recent_reads: int = 500
     page_reads: int = 200
+    long_messages: int = 20_000
+    long_reads: int = 10
 
 
 @dataclass
@@ -99,6 +103,36 @@ async def bench_store(folder: Path, sizes: Sizes) -> Result:
         result.numbers["list_sessions first page (ms)"] = await median_ms(page, sizes.page_reads)
     result.notes.append("list_sessions: first page of 100 (cursor paging)")
     return result
+
+
+async def bench_compaction(folder: Path, sizes: Sizes) -> dict[str, float]:
+    """`get_session` (in full) of a long session, then of the same session compacted."""
+    numbers: dict[str, float] = {}
+    async with open_store(str(folder / "compaction.db")) as store:
+        session = await store.create_session(app_name="bench", user_id="long")
+        for start in range(0, sizes.long_messages, 5_000):
+            await store.append_events(session, [
+                Event(role="user" if i % 2 else "assistant", text=TEXT)
+                for i in range(start, min(sizes.long_messages, start + 5_000))])
+
+        def read(count: int) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                found = await store.get_session(app_name="bench", user_id="long",
+                                                session_id=session.id)
+                assert found is not None and len(found.events) == count
+            return call
+
+        numbers["uncompacted"] = await median_ms(read(sizes.long_messages), sizes.long_reads)
+        await store.compact(session, "A summary of the older turns. " * 8, keep_recent=20)
+        numbers["compacted"] = await median_ms(read(21), sizes.long_reads * 20)
+    return numbers
+
+
+def report_compaction(numbers: dict[str, float], messages: int) -> None:
+    print(f"get_session of a {messages:,}-message session (SQLite, same run): "
+          f"uncompacted {_fmt(numbers['uncompacted'])} ms, compacted to a summary and 20 "
+          f"recent {_fmt(numbers['compacted'])} ms: "
+          f"{numbers['uncompacted'] / numbers['compacted']:,.0f}× faster")
 
 
 # --- Google ADK ----------------------------------------------------------------------------
@@ -202,16 +236,24 @@ async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--no-adk", action="store_true", help="skip the ADK services")
+    parser.add_argument("--compaction", action="store_true",
+                        help="only the compacted vs uncompacted get_session")
     args = parser.parse_args(argv)
     sizes = Sizes(events=2_000, sessions=2_000, full_reads=15, recent_reads=300,
-                  page_reads=100) if args.quick else Sizes()
+                  page_reads=100, long_reads=5) if args.quick else Sizes()
+    if args.compaction:
+        with tempfile.TemporaryDirectory(prefix="bench-compaction-") as tmp:
+            report_compaction(await bench_compaction(Path(tmp), sizes), sizes.long_messages)
+        return
     print(f"session-store vs Google ADK on SQLite: {sizes.events:,}-event session, "
           f"{sizes.sessions:,} sessions for one user, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix=f"bench-sessions-{uuid.uuid4().hex[:6]}-") as tmp:
         folder = Path(tmp)
         ours = await bench_store(folder, sizes)
         others = [] if args.no_adk else await adk_results(folder, sizes)
+        compaction = await bench_compaction(folder, sizes)
     report(ours, others)
+    report_compaction(compaction, sizes.long_messages)
 
 
 if __name__ == "__main__":

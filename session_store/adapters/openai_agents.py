@@ -127,10 +127,8 @@ class EventSourcedSession(SessionABC):
 
     async def _get_items(self, limit: int | None) -> list[TResponseInputItem]:
         limit = resolve_session_limit(limit, self.session_settings)
-        if limit is not None and limit < 0:
-            limit = None
-        if limit == 0:
-            return []
+        if limit is not None and limit <= 0:
+            return []  # as the SDK's sessions: no items for 0 or a negative limit
         session = await self._load(limit)
         if session is None:
             return []
