@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -54,3 +55,17 @@ def upstream_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(empty())
     return f"{server.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+
+
+OPENAI_STORE: list[Any] = []
+"""The store of the running OpenAI Agents test (opened on the test's own event loop)."""
+
+
+@pytest.fixture
+async def openai_store(upstream_url: str) -> AsyncIterator[None]:
+    from session_store.store import open_store
+
+    async with open_store(upstream_url) as store:
+        OPENAI_STORE[:] = [store]
+        yield
+    OPENAI_STORE.clear()
