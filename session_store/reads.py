@@ -297,7 +297,7 @@ async def find_message(db: Database, key: SessionKey, message_id: str,
             return _AT_SQL, [position]
         return _MESSAGE_SQL, [message_id, *key]
 
-    bodies, rows = await db.dialect.fetch_then(db, _HEADS_SQL, list(key), message)
+    bodies, rows = await db.dialect.fetch_then(db, _HEADS_SQL, _heads_params(key), message)
     head, _ = _split_heads(bodies)
     records = decode_rows(rows) if rows else []
     if head is None or head.deleted or not records:
