@@ -35,7 +35,7 @@ from session_store.domain.events import (
 from session_store.domain.ids import new_id
 from session_store.domain.scopes import without_temp
 from session_store.domain.snapshot import SESSION, WINDOW, Session, SessionPage, snapshot
-from session_store.domain.times import Instant, optional_seconds, seconds
+from session_store.domain.times import Instant, moment, optional_seconds
 from session_store.domain.validation import check_count, key_of, ref
 from session_store.errors import (
     ConcurrencyError,
@@ -216,7 +216,7 @@ class SessionStore(Upkeep, Branching, MessageReads, Transfer):
         if as_of is not None:
             if at_version is not None:
                 raise InvalidEvent("give at_version or as_of, not both")
-            at_version = await reads.version_at(self.db, key, seconds(as_of, "as_of"))
+            at_version = await reads.version_at(self.db, key, moment(as_of, "as_of"))
             if at_version is None:
                 return None  # nothing was recorded yet at that moment
         if at_version is not None:
