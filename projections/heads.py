@@ -86,7 +86,8 @@ class HeadsProjection(Projection):
     """The inline read model of session heads (and the app/user scope state rows)."""
 
     name = "heads"
-    version = 2  # 2: index by bare session id (`find_sessions`, the compat modules' lookups)
+    version = 3  # 2: index by bare session id (`find_sessions`, the compat modules' lookups);
+    #            3: heads keep the newest message's time, rewinds, the summary, fork links
 
     def __init__(self, suffix: str = "") -> None:
         self.heads, self.tags = (HEADS, TAGS) if not suffix else make_tables(suffix)

@@ -3,7 +3,10 @@
 One row per `MessageAppended`, keyed by its log position. `MessageRetracted`
 removes the message it names, `HistoryCleared` empties the session, and
 `SessionDeleted` or `SessionPurged` erase it (the log keeps everything, so a
-rebuild gives the same rows). Text search uses SQLite FTS5 (a contentless side
+rebuild gives the same rows). `HistoryCompacted` replaces the rows it stands for with
+one row of its summary (at the compaction's position, ordered at `through_version`);
+`HistoryRewound` refills the session with what was visible at the version it went back
+to, read from the log. Text search uses SQLite FTS5 (a contentless side
 table whose rowid is the position, word presence only: `detail=none`, which
 halves its cost; a rebuild indexes the text in one statement at the end) or a
 PostgreSQL `tsvector` column with a GIN index (over the folded words,
@@ -18,7 +21,7 @@ back erased (rebuild).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -29,14 +32,19 @@ from projections.protocol import Projection, Queries, Ready
 from session_store.domain import search as searching
 from session_store.domain import validation
 from session_store.domain.events import (
+    HistoryCompacted,
+    HistoryRewound,
     HistoryTrimmed,
     MessageAppended,
     MessageRetracted,
     RecordedEvent,
 )
+from session_store.domain.lifecycle import Head, visible_history
 from session_store.domain.search import text_of as message_text
 from session_store.domain.times import Instant, optional_seconds
 from session_store.errors import InvalidEvent
+from session_store.storage import schema
+from session_store.storage.codec import decode_rows
 from session_store.storage.database import Database, dialect_of
 from session_store.storage.dialect import Dialect, TextIndex
 
@@ -100,7 +108,8 @@ class HistoryProjection(Projection):
     """The history read model (name `history`)."""
 
     name = "history"
-    version = 3  # 2: contentless FTS5 with detail=none; 3: metadata, the words indexed
+    version = 4  # 2: contentless FTS5 with detail=none; 3: metadata, the words indexed;
+    #            4: compactions and rewinds
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix
@@ -146,16 +155,11 @@ class HistoryProjection(Projection):
                 continue
             kind = event.type
             if kind == "MessageAppended":
-                data = event.data
-                if isinstance(data, MessageAppended):
-                    m = data.message
-                    pending.append((event.position, event.app_name, event.user_id,
-                                    event.session_id, event.version, _clean(m.id),
-                                    _clean(m.role), _clean(m.author or m.role),
-                                    _clean(message_text(m)),
-                                    None if m.invocation_id is None else _clean(m.invocation_id),
-                                    m.timestamp, event.recorded_at,
-                                    _clean(_json.encode(m.metadata).decode())))
+                pending.extend(_rows([event]))
+            elif kind in _BRANCH_TYPES:
+                self._insert_rows(conn, pending)
+                pending = []
+                self._branch(conn, event)
             elif kind in _ERASE_TYPES or kind in _TAKE_BACK:
                 self._insert_rows(conn, pending)
                 pending = []
@@ -168,6 +172,31 @@ class HistoryProjection(Projection):
     def _insert_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             self._index(conn).insert(conn, rows, searching.indexed, bulk=self._bulk)
+
+    def _branch(self, conn: Connection, event: RecordedEvent) -> None:
+        """A compaction or a rewind: the session's rows become its visible history."""
+        data = event.data
+        where = "app_name = :a AND user_id = :u AND session_id = :s"
+        params: dict[str, Any] = {"a": event.app_name, "u": event.user_id,
+                                  "s": event.session_id}
+        if isinstance(data, HistoryCompacted):
+            self._index(conn).delete(conn, where + " AND version <= :v",
+                                     {**params, "v": data.through_version}, bulk=self._bulk)
+            self._insert_rows(conn, list(_rows([event])))
+        elif isinstance(data, HistoryRewound):
+            self._index(conn).delete(conn, where, params, bulk=self._bulk)
+            view = Head(app_name=event.app_name, user_id=event.user_id,
+                        session_id=event.session_id, version=data.to_version,
+                        history_from=data.history_from, retracted=list(data.retracted),
+                        hidden=list(data.hidden), summary_version=data.summary_version)
+            e = schema.events
+            found = conn.execute(
+                sa.select(*schema.RECORD_COLUMNS)
+                .where(e.c.app_name == event.app_name, e.c.user_id == event.user_id,
+                       e.c.session_id == event.session_id, e.c.version <= data.to_version,
+                       e.c.type.in_(("MessageAppended", "HistoryCompacted")))
+                .order_by(e.c.version)).all()
+            self._insert_rows(conn, list(_rows(visible_history(view, decode_rows(found)))))
 
     def _erase(self, conn: Connection, event: RecordedEvent) -> None:
         where = "app_name = :a AND user_id = :u AND session_id = :s"
@@ -184,6 +213,26 @@ class HistoryProjection(Projection):
             where += " AND version <= :v"
             params["v"] = event.data.through_version
         self._index(conn).delete(conn, where, params, bulk=self._bulk)
+
+
+_BRANCH_TYPES = frozenset({"HistoryCompacted", "HistoryRewound"})
+
+
+def _rows(events: Sequence[RecordedEvent]) -> Iterator[tuple[Any, ...]]:
+    """History rows of messages and compaction summaries (erased payloads give none)."""
+    for event in events:
+        data = event.data
+        if isinstance(data, MessageAppended):
+            m, version = data.message, event.version
+        elif isinstance(data, HistoryCompacted):
+            m, version = data.summary, data.through_version
+        else:
+            continue
+        yield (event.position, event.app_name, event.user_id, event.session_id, version,
+               _clean(m.id), _clean(m.role), _clean(m.author or m.role),
+               _clean(message_text(m)),
+               None if m.invocation_id is None else _clean(m.invocation_id), m.timestamp,
+               event.recorded_at, _clean(_json.encode(m.metadata).decode()))
 
 
 class History(Queries):

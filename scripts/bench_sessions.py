@@ -14,6 +14,8 @@ Measured, each in a fresh SQLite file of its own:
   due), in a store of 10,000 sessions and in one of 100,000 (the 90,000 more are in
   another app and not due): both O(touched rows), so the two stores should take about
   the same time per call.
+- `get_session` of a 20,000-message session before and after `compact(keep_recent=20)`
+  (a summary and 20 recent messages), same store, same run (`--compaction` runs only this).
 
 ADK's `DatabaseSessionService` (sqlite+aiosqlite URL) and `SqliteSessionService` run in
 the same process when google-adk is importable (`pip install 'session-store[bench]'`).
@@ -51,6 +53,8 @@ class Sizes:
     full_reads: int = 30
     recent_reads: int = 500
     page_reads: int = 200
+    long_messages: int = 20_000
+    long_reads: int = 10
 
 
 @dataclass
@@ -107,6 +111,36 @@ async def bench_store(folder: Path, sizes: Sizes) -> Result:
         result.numbers["list_sessions first page (ms)"] = await median_ms(page, sizes.page_reads)
     result.notes.append("list_sessions: first page of 100 (cursor paging)")
     return result
+
+
+async def bench_compaction(folder: Path, sizes: Sizes) -> dict[str, float]:
+    """`get_session` (in full) of a long session, then of the same session compacted."""
+    numbers: dict[str, float] = {}
+    async with open_store(str(folder / "compaction.db")) as store:
+        session = await store.create_session(app_name="bench", user_id="long")
+        for start in range(0, sizes.long_messages, 5_000):
+            await store.append_events(session, [
+                Event(role="user" if i % 2 else "assistant", text=TEXT)
+                for i in range(start, min(sizes.long_messages, start + 5_000))])
+
+        def read(count: int) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                found = await store.get_session(app_name="bench", user_id="long",
+                                                session_id=session.id)
+                assert found is not None and len(found.events) == count
+            return call
+
+        numbers["uncompacted"] = await median_ms(read(sizes.long_messages), sizes.long_reads)
+        await store.compact(session, "A summary of the older turns. " * 8, keep_recent=20)
+        numbers["compacted"] = await median_ms(read(21), sizes.long_reads * 20)
+    return numbers
+
+
+def report_compaction(numbers: dict[str, float], messages: int) -> None:
+    print(f"get_session of a {messages:,}-message session (SQLite, same run): "
+          f"uncompacted {_fmt(numbers['uncompacted'])} ms, compacted to a summary and 20 "
+          f"recent {_fmt(numbers['compacted'])} ms: "
+          f"{numbers['uncompacted'] / numbers['compacted']:,.0f}× faster")
 
 
 # --- Google ADK ----------------------------------------------------------------------------
@@ -327,10 +361,16 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--upkeep-sizes", default="10000,100000",
                         help="store sizes in sessions for the upkeep part (default "
                              "10000,100000; the first is also how many are due)")
+    parser.add_argument("--compaction", action="store_true",
+                        help="only the compacted vs uncompacted get_session")
     args = parser.parse_args(argv)
     upkeep_sizes = [int(n) for n in args.upkeep_sizes.split(",")]
     sizes = Sizes(events=2_000, sessions=2_000, full_reads=15, recent_reads=300,
-                  page_reads=100) if args.quick else Sizes()
+                  page_reads=100, long_reads=5) if args.quick else Sizes()
+    if args.compaction:
+        with tempfile.TemporaryDirectory(prefix="bench-compaction-") as tmp:
+            report_compaction(await bench_compaction(Path(tmp), sizes), sizes.long_messages)
+        return
     print(f"session-store vs Google ADK on SQLite: {sizes.events:,}-event session, "
           f"{sizes.sessions:,} sessions for one user, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix=f"bench-sessions-{uuid.uuid4().hex[:6]}-") as tmp:
@@ -339,6 +379,8 @@ async def main(argv: list[str]) -> None:
             ours = await bench_store(folder, sizes)
             others = [] if args.no_adk else await adk_results(folder, sizes)
             report(ours, others)
+            compaction = await bench_compaction(folder, sizes)
+            report_compaction(compaction, sizes.long_messages)
         upkeep = await bench_upkeep(folder, upkeep_sizes)
     report_upkeep(upkeep)
 

@@ -10,6 +10,7 @@ costs O(k). Point reads are plain SQL on the driver connection
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from projections.heads import HEADS, TAGS
 from session_store.domain.events import (
+    HistoryCompacted,
     InteractionTracked,
     MessageAppended,
     RecordedEvent,
@@ -43,16 +45,35 @@ def _heads_params(key: SessionKey) -> list[str]:
     return [*key, key.app_name]
 
 
-def _messages_sql(newest_first: bool, tracked: bool) -> str:
-    """The visible messages (newest first, `LIMIT ?`), or all in order; `tracked`: with the
-    session's tracked interactions (for statistics of the whole session)."""
+@functools.lru_cache(maxsize=64)
+def _messages_sql(newest_first: bool, tracked: bool, hidden: int = 0, summary: bool = False
+                  ) -> str:
+    """The visible messages' statement: versions after `history_from` up to the head's,
+    minus `hidden` ranges a rewind took out, newest first (`LIMIT ?`) or all in order;
+    `tracked`: with the session's tracked interactions (for statistics of the whole
+    session); `summary`: also the compaction whose summary opens the history (one more
+    row, by its version)."""
     query = (f"SELECT {RECORD_LIST} FROM ss_events WHERE app_name = ? AND user_id = ? "
              "AND session_id = ? AND ((type = 'MessageAppended' AND version > ?)"
              + (" OR type = 'InteractionTracked'" if tracked else "") + ") AND version <= ?")
-    return query + (" ORDER BY version DESC LIMIT ?" if newest_first else " ORDER BY version")
+    query += " AND NOT (version > ? AND version <= ?)" * hidden
+    query += " ORDER BY version DESC LIMIT ?" if newest_first else " ORDER BY version"
+    if not summary:
+        return query
+    return (f"SELECT * FROM ({query}) AS visible UNION ALL SELECT {RECORD_LIST} FROM ss_events "
+            "WHERE app_name = ? AND user_id = ? AND session_id = ? AND version = ?")
 
 
-_MESSAGES = {(n, t): _messages_sql(n, t) for n in (False, True) for t in (False, True)}
+def _messages_params(head: Head, limit: int | None) -> list[Any]:
+    params: list[Any] = [head.app_name, head.user_id, head.session_id, head.history_from,
+                         head.version]
+    for after, through in head.hidden:
+        params += (after, through)
+    if limit is not None:
+        params.append(limit + len(head.retracted))
+    if head.summary_version:
+        params += (head.app_name, head.user_id, head.session_id, head.summary_version)
+    return params
 
 class Loaded(NamedTuple):
     head: Head | None
@@ -92,19 +113,21 @@ async def load_session(db: Database, key: SessionKey, *, limit: int | None,
         found.append((head, scoped))
         if head is None or head.deleted or limit == 0:
             return None
-        params: list[Any] = [head.app_name, head.user_id, head.session_id, head.history_from,
-                             head.version]
-        windowed = False  # with `since`, every message is read: its own time is in its body
-        if limit is not None and since is None:
-            windowed = True
-            params.append(limit + len(head.retracted))
-        return _MESSAGES[(windowed, whole and head.tracked_timed > 0)], params
+        # with `since`, every message is read: its own time is in its body
+        windowed = limit is not None and since is None
+        query = _messages_sql(windowed, whole and head.tracked_timed > 0, len(head.hidden),
+                              bool(head.summary_version))
+        return query, _messages_params(head, limit if windowed else None)
 
     _, rows = await db.dialect.fetch_then(db, _HEADS_SQL, _heads_params(key), messages)
     head, scoped = found[0]
     with fewer_collections():  # a long session decodes into thousands of objects
         events = decode_rows(rows) if rows else []
-    if limit is not None and since is None:
+    summary = None
+    if head is not None and head.summary_version:
+        summary = next((r for r in events if r.version == head.summary_version), None)
+        events = sorted((r for r in events if r is not summary), key=lambda r: r.version)
+    elif limit is not None and since is None:
         events.reverse()
     tracked = [r.data.response_time for r in events if isinstance(r.data, InteractionTracked)
                and r.data.response_time > 0]
@@ -115,11 +138,26 @@ async def load_session(db: Database, key: SessionKey, *, limit: int | None,
               and (since is None or r.data.message.timestamp >= since)]
     if limit is not None:
         events = events[-limit:] if limit else []
+    if (summary is not None and isinstance(summary.data, HistoryCompacted)
+            and (since is None or summary.data.summary.timestamp >= since)
+            and (limit is None or len(events) < limit)):
+        events.insert(0, summary)  # it stands for the messages before these
     return Loaded(head, scoped, events, tracked)
 
 
 _TOMBSTONE = ("SELECT version FROM ss_events WHERE app_name = ? AND user_id = ? AND "
               "session_id = ? AND type IN ('SessionDeleted', 'SessionPurged') LIMIT 1")
+
+
+_VERSION_AT = ("SELECT max(version) FROM ss_events WHERE app_name = ? AND user_id = ? AND "
+               "session_id = ? AND recorded_at <= ?")
+
+
+async def version_at(db: Database, key: SessionKey, at: float) -> int | None:
+    """The version of the session's last event recorded at or before `at` (None: none was)."""
+    rows = await db.dialect.fetch(db, _VERSION_AT, [*key, at])
+    found = rows[0][0] if rows else None
+    return None if found is None else int(found)
 
 
 async def tombstoned(db: Database, key: SessionKey) -> bool:

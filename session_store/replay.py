@@ -6,13 +6,13 @@ from typing import Any
 
 from session_store import reads
 from session_store.domain.events import (
-    HistoryTrimmed,
+    HistoryCompacted,
     InteractionTracked,
     MessageAppended,
     RecordedEvent,
     SessionKey,
 )
-from session_store.domain.lifecycle import Head, fold
+from session_store.domain.lifecycle import Head, fold, visible_history
 from session_store.domain.scopes import SHARED_SCOPES, scope_stream
 from session_store.domain.snapshot import SESSION, WINDOW, Session, snapshot
 from session_store.log.eventlog import EventLog
@@ -42,19 +42,13 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
         last_position, last_time = record.position, record.recorded_at
         if isinstance(record.data, InteractionTracked) and record.data.response_time > 0:
             tracked.append(record.data.response_time)
-        elif isinstance(record.data, MessageAppended):
-            messages.append(record)
-        elif record.type == "HistoryCleared":
-            messages = []
-        elif isinstance(record.data, HistoryTrimmed):
-            through = record.data.through_version
-            messages = [m for m in messages if m.version > through]
+        elif isinstance(record.data, (MessageAppended, HistoryCompacted)):
+            messages.append(record)  # a rewind may show again what a clear hid: keep all
     if head is None or head.deleted or (to_version is not None and head.version < to_version):
         return None  # never existed, deleted, or not yet at that version
-    hidden = set(head.retracted)
-    visible = [m for m in messages if m.data.message.id not in hidden]  # type: ignore[union-attr]
+    visible = visible_history(head, messages)
     if since is not None:
-        visible = [m for m in visible if m.data.message.timestamp >= since]  # type: ignore[union-attr]
+        visible = [m for m in visible if _message_time(m) >= since]
     if recent is not None:
         visible = visible[-recent:] if recent else []
     scoped: dict[str, Any] = {}
@@ -70,3 +64,12 @@ async def replay_session(log: EventLog, key: SessionKey, *, to_version: int | No
     whole = recent is None and since is None
     return snapshot(head, scoped, visible, now=last_time if to_version is not None else None,
                     covers=SESSION if whole else WINDOW, tracked_times=tracked if whole else ())
+
+
+def _message_time(record: RecordedEvent) -> float:
+    """The own time of a visible message, or of the summary that stands for older ones."""
+    data = record.data
+    if isinstance(data, HistoryCompacted):
+        return data.summary.timestamp
+    assert isinstance(data, MessageAppended)
+    return data.message.timestamp

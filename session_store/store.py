@@ -25,6 +25,7 @@ from projections.runtime import ProjectionRuntime
 from projections.users import Users, UsersProjection
 from session_store import audit, purging, reads
 from session_store.appending import SessionRef
+from session_store.branching import Branching
 from session_store.domain import validation
 from session_store.domain.events import (
     RecordedEvent,
@@ -34,14 +35,16 @@ from session_store.domain.events import (
 from session_store.domain.ids import new_id
 from session_store.domain.scopes import without_temp
 from session_store.domain.snapshot import SESSION, WINDOW, Session, SessionPage, snapshot
-from session_store.domain.times import Instant, optional_seconds
+from session_store.domain.times import Instant, moment, optional_seconds
 from session_store.domain.validation import check_count, key_of, ref
 from session_store.errors import (
     ConcurrencyError,
+    InvalidEvent,
     SessionAlreadyExists,
     SessionNotFound,
     StoreUnavailable,
 )
+from session_store.home_loop import running_loop
 from session_store.hooks import Hook, Hooks, Middleware
 from session_store.log import NO_STREAM
 from session_store.log.eventlog import EventLog
@@ -59,7 +62,7 @@ from session_store.transfer import Transfer
 from session_store.upkeep import Upkeep
 
 
-class SessionStore(Upkeep, MessageReads, Transfer):
+class SessionStore(Upkeep, Branching, MessageReads, Transfer):
     """Sessions of AI-agent conversations, kept as an event log with projections."""
 
     history: History
@@ -76,6 +79,9 @@ class SessionStore(Upkeep, MessageReads, Transfer):
         self.hooks = Hooks()
         self.written = 0
         """The newest log position this store has appended (read-your-writes target)."""
+        self.home_loop = running_loop() if db.dialect.loop_bound else None
+        """The event loop this store must be called on (it opened there), None when any
+        loop will do (SQLite); `session_store.home_loop.on_home_loop` calls it from others."""
         found = runtime.projections
         self.history = History(db, _built_in(found, "history", HistoryProjection), self._ready)
         self.users = Users(db, _built_in(found, "users", UsersProjection), self._ready)
@@ -199,12 +205,20 @@ class SessionStore(Upkeep, MessageReads, Transfer):
     async def get_session(self, *, app_name: str, user_id: str, session_id: str,
                           num_recent_events: int | None = None,
                           after_timestamp: Instant | None = None,
-                          at_version: int | None = None) -> Session | None:
-        """The session now (or as it was after event `at_version`); None when not visible.
+                          at_version: int | None = None,
+                          as_of: Instant | None = None) -> Session | None:
+        """The session now (or as it was after event `at_version`, or at the moment `as_of`:
+        after its last event recorded then); None when not visible (or not yet created).
         `after_timestamp` keeps the messages whose own time is at or after it."""
         key = key_of(app_name, user_id, session_id)
         check_count(num_recent_events, "num_recent_events")
         since = optional_seconds(after_timestamp, "after_timestamp")
+        if as_of is not None:
+            if at_version is not None:
+                raise InvalidEvent("give at_version or as_of, not both")
+            at_version = await reads.version_at(self.db, key, moment(as_of, "as_of"))
+            if at_version is None:
+                return None  # nothing was recorded yet at that moment
         if at_version is not None:
             check_count(at_version, "at_version")
             return await replay_session(self.log, key, to_version=at_version,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from session_store.log import ANY
 from session_store.loop_thread import LoopThread
 from session_store.purging import PurgeReport
 from session_store.retention import RetentionReport
+from session_store.state_history import StateValue
 from session_store.store import SessionStore
 from session_store.upkeep import OptimizeReport
 
@@ -121,11 +122,12 @@ class SyncSessionStore:
 
     def get_session(self, *, app_name: str, user_id: str, session_id: str,
                     num_recent_events: int | None = None, after_timestamp: Instant | None = None,
-                    at_version: int | None = None) -> Session | None:
+                    at_version: int | None = None,
+                    as_of: float | datetime | None = None) -> Session | None:
         return self._loop.run(self._store.get_session(
             app_name=app_name, user_id=user_id, session_id=session_id,
             num_recent_events=num_recent_events, after_timestamp=after_timestamp,
-            at_version=at_version))
+            at_version=at_version, as_of=as_of))
 
     def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         return self._loop.run(self._store.get_user_state(app_name=app_name, user_id=user_id))
@@ -176,6 +178,29 @@ class SyncSessionStore:
                         expected_version: int | None = ANY) -> RecordedEvent:
         return self._loop.run(self._store.retract_message(
             session, message_id, expected_version=expected_version))
+
+    def fork_session(self, session: SessionRef, *, at_version: int | None = None,
+                     session_id: str | None = None, user_id: str | None = None,
+                     metadata: Mapping[str, Any] | None = None,
+                     tags: Sequence[str] | None = None) -> Session:
+        return self._loop.run(self._store.fork_session(
+            session, at_version=at_version, session_id=session_id, user_id=user_id,
+            metadata=metadata, tags=tags))
+
+    def rewind(self, session: SessionRef, *, to_version: int,
+               expected_version: int | None = ANY) -> RecordedEvent:
+        return self._loop.run(self._store.rewind(session, to_version=to_version,
+                                                 expected_version=expected_version))
+
+    def compact(self, session: SessionRef, summary: Event | str, *,
+                through_version: int | None = None, keep_recent: int | None = None,
+                expected_version: int | None = ANY) -> RecordedEvent:
+        return self._loop.run(self._store.compact(
+            session, summary, through_version=through_version, keep_recent=keep_recent,
+            expected_version=expected_version))
+
+    def state_history(self, session: SessionRef, key: str) -> builtins.list[StateValue]:
+        return self._loop.run(self._store.state_history(session, key))
 
     def add_message(self, session: SessionRef, role: str, text: str | None = None,
                     **fields: Any) -> RecordedEvent:

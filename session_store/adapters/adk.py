@@ -55,7 +55,7 @@ from session_store.store import SessionStore, open_store
 _MARKER_PREFIX = "session-store:v"
 _LIST_PAGE = 1000
 _STALE_MESSAGE = (
-    "The session was modified in the store since it was loaded "
+    "The session has been modified in storage since it was loaded "
     "(stored version {actual}, this session object has seen {expected}). "
     "Reload it with get_session before appending more events."
 )
@@ -88,6 +88,13 @@ async def _exists(store: SessionStore, key: SessionKey) -> bool:
     return found is not None
 
 
+def _update_time(stored: Session) -> float:
+    """ADK's `last_update_time`: the newest event's own timestamp (what ADK's services
+    record), the creation time before any."""
+    found = stored.last_message_time
+    return stored.last_update_time if found is None else found
+
+
 def _to_adk(stored: Session, events: list[AdkEvent]) -> AdkSession:
     session = AdkSession(
         id=stored.id,
@@ -95,7 +102,7 @@ def _to_adk(stored: Session, events: list[AdkEvent]) -> AdkSession:
         user_id=stored.user_id,
         state=copy.deepcopy(dict(stored.state)),
         events=events,
-        last_update_time=stored.last_update_time,
+        last_update_time=_update_time(stored),
     )
     session._storage_update_marker = _marker(stored.version)
     return session
@@ -304,7 +311,7 @@ class EventSourcedSessionService(BaseSessionService):
             if recorded.version > expected:  # written now, not an idempotent replay
                 self._events.put(message)
             session._storage_update_marker = _marker(max(expected, recorded.version))
-            session.last_update_time = max(session.last_update_time, recorded.recorded_at)
+            session.last_update_time = event.timestamp  # as ADK's own services do
         return self._commit_event_to_session(session, event)
 
     def _lock(self, key: SessionKey) -> asyncio.Lock:
@@ -327,7 +334,7 @@ class EventSourcedSessionService(BaseSessionService):
         )
         if stored is None:
             raise SessionNotFoundError(f"Session {session.id} not found.")
-        if stored.last_update_time > session.last_update_time:
+        if _update_time(stored) > session.last_update_time:
             newest = stored.events[-1].data if stored.events else None
             theirs = newest.message.id if isinstance(newest, MessageAppended) else None
             mine = store_event_id(_key(session), session.events[-1].id) if session.events else None

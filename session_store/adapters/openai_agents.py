@@ -8,6 +8,11 @@ Each input item becomes one `MessageAppended` (the item itself travels in
 `Event.native`, so `get_items` returns it unchanged); `pop_item` appends a
 `MessageRetracted` and `clear_session` a `HistoryCleared`: the log keeps
 everything, the history read model honours both.
+
+`session_settings` is normalised as the SDK's own sessions do (`coerce_session_settings`:
+a dict becomes `SessionSettings`, an unknown field is a `TypeError`). The session may be
+used from any event loop and thread (`Runner.run_sync` in worker threads, each with a
+loop of its own): on a store bound to its loop (PostgreSQL) the calls are handed to it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ from typing import Any, cast
 
 from agents.items import TResponseInputItem
 from agents.memory.session import SessionABC
-from agents.memory.session_settings import SessionSettings, resolve_session_limit
+from agents.memory.session_settings import (
+    SessionSettings,
+    coerce_session_settings,
+    resolve_session_limit,
+)
 from pydantic_core import to_jsonable_python
 
 from session_store.domain.events import Event, MessageAppended, SessionKey
 from session_store.domain.snapshot import Session
 from session_store.errors import ConcurrencyError, SessionAlreadyExists
+from session_store.home_loop import on_home_loop
 from session_store.store import SessionStore
 
 NATIVE_KIND = "openai-agents/item"
@@ -88,10 +98,11 @@ class EventSourcedSession(SessionABC):
         store: SessionStore,
         app_name: str = DEFAULT_APP,
         user_id: str = DEFAULT_USER,
-        session_settings: SessionSettings | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> None:
         self.session_id = session_id
-        self.session_settings = session_settings or SessionSettings()
+        self.session_settings = (coerce_session_settings(session_settings)
+                                 if session_settings is not None else SessionSettings())
         self.store = store
         self.key = SessionKey(app_name, user_id, session_id)
         self._created = False
@@ -103,17 +114,27 @@ class EventSourcedSession(SessionABC):
         )
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        return await on_home_loop(self.store.home_loop, self._get_items(limit))
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        await on_home_loop(self.store.home_loop, self._add_items(items))
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        return await on_home_loop(self.store.home_loop, self._pop_item())
+
+    async def clear_session(self) -> None:
+        await on_home_loop(self.store.home_loop, self._clear_session())
+
+    async def _get_items(self, limit: int | None) -> list[TResponseInputItem]:
         limit = resolve_session_limit(limit, self.session_settings)
-        if limit is not None and limit < 0:
-            limit = None
-        if limit == 0:
-            return []
+        if limit is not None and limit <= 0:
+            return []  # as the SDK's sessions: no items for 0 or a negative limit
         session = await self._load(limit)
         if session is None:
             return []
         return [to_item(message) for message in session.messages]
 
-    async def add_items(self, items: list[TResponseInputItem]) -> None:
+    async def _add_items(self, items: list[TResponseInputItem]) -> None:
         if not items:
             return
         await self._ensure_created()
@@ -121,7 +142,7 @@ class EventSourcedSession(SessionABC):
         # One append for the whole batch: the items land together or not at all.
         await self.store.append_events(self.key, events)
 
-    async def pop_item(self) -> TResponseInputItem | None:
+    async def _pop_item(self) -> TResponseInputItem | None:
         for _ in range(_POP_ATTEMPTS):
             session = await self._load(1)
             if session is None or not session.events:
@@ -138,7 +159,7 @@ class EventSourcedSession(SessionABC):
             f"pop_item lost the race {_POP_ATTEMPTS} times in a row on {self.session_id!r}"
         )
 
-    async def clear_session(self) -> None:
+    async def _clear_session(self) -> None:
         if await self._load(0) is None:
             return
         await self.store.clear_history(self.key)

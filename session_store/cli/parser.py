@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "show": "conversation:show", "search": "conversation:search",
     "delete": "upkeep:delete", "cleanup": "upkeep:cleanup", "tail": "upkeep:tail",
     "serve": "serve:serve",
+    "fork": "branches:fork", "rewind": "branches:rewind", "history": "branches:history",
 }
 """Each command's function, as `module:name` in session_store.cli (imported when run)."""
 
@@ -206,6 +207,29 @@ def build_parser(only: str | None = None, *, every: bool = True) -> argparse.Arg
     p.add_argument("--token", nargs="?", const="", default=None, metavar="TOKEN",
                    help="require this token on every request (default: $SESSION_STORE_TOKEN;"
                         " --token alone makes one up and prints it)")
+
+    p = command("fork", "a new session from SESSION as it was at a version (its state and "
+                        "visible messages); both record the link")
+    p.add_argument("session", metavar="SESSION", help="session id")
+    owner(p)
+    p.add_argument("--at-version", type=positive, default=None, metavar="N",
+                   help="fork as of event N (default: now)")
+    p.add_argument("--id", default=None, help="the new session's id (default: a new one)")
+    p.add_argument("--to-user", default=None, metavar="USER",
+                   help="the new session's user (default: the source's)")
+
+    p = command("rewind", "take SESSION back to version N: later messages leave the visible "
+                          "history (the log keeps them), the state is as it was then")
+    p.add_argument("session", metavar="SESSION", help="session id")
+    owner(p)
+    p.add_argument("--to-version", type=positive, required=True, metavar="N",
+                   help="the version to go back to")
+
+    p = command("history", "every value a state key took in SESSION (app: and user: keys "
+                           "from their shared scope), with versions and times")
+    p.add_argument("session", metavar="SESSION", help="session id")
+    owner(p)
+    p.add_argument("--key", required=True, help="the state key (e.g. city, user:lang)")
 
     p = command("purge", "forget a user of an app: erase every session of theirs, their "
                          "user: state and the app: values they wrote (the facts are kept)")

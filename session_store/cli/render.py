@@ -226,6 +226,8 @@ def _lifecycle(type_name: str, fields: Mapping[str, Any]) -> str:
              "HistoryCleared": "history cleared", "HistoryTrimmed": "history trimmed",
              "SessionDeleted": "deleted",
              "SessionPurged": "purged", "MessageRetracted": "message retracted",
+             "SessionForked": "forked from", "ForkCreated": "fork created",
+             "HistoryRewound": "rewound", "HistoryCompacted": "history compacted",
              "PayloadErased": "payload erased"}
     text = words.get(type_name, type_name)
     extra = ", ".join(f"{k}={short(v, 30)}" for k, v in fields.items() if v not in (None, ""))

@@ -22,7 +22,8 @@ commands:
   search      messages containing every word of TEXT, newest first
   delete      delete a session: hidden everywhere, its id never reused (the
               log keeps its events; --purge erases their payloads)
-  cleanup     expire the active sessions idle past their own timeout
+  cleanup     expire the active sessions idle past their own timeout;
+              --retention also applies the apps' retention policies
   tail        follow the log live: one line per event as it commits (Ctrl-C
               stops; resume with --from-position)
   audit       integrity check: every event decodes, hash chains and anchors,
@@ -42,6 +43,12 @@ commands:
   serve       the web viewer: sessions, timelines with time travel, search,
               analytics and audit in a browser, live (read-only; needs the
               `web` extra)
+  fork        a new session from SESSION as it was at a version (its state and
+              visible messages); both record the link
+  rewind      take SESSION back to version N: later messages leave the visible
+              history (the log keeps them), the state is as it was then
+  history     every value a state key took in SESSION (app: and user: keys
+              from their shared scope), with versions and times
   purge       forget a user of an app: erase every session of theirs, their
               user: state and the app: values they wrote (the facts are kept)
 

@@ -246,6 +246,50 @@ class TagsChanged(Payload, frozen=True):
     """The session's tags from now on (`store.set_tags`)."""
 
     tags: list[str] = []
+class SessionForked(Payload, frozen=True):
+    """On a fork, after its `SessionCreated` and the copies of the source's visible messages:
+    this session starts from session `(source_app_name, source_user_id, source_session_id)`
+    as it was at version `at_version`, whose session-scoped `state` it takes."""
+
+    source_app_name: str
+    source_user_id: str
+    source_session_id: str
+    at_version: int
+    state: dict[str, Any] = {}
+
+
+class ForkCreated(Payload, frozen=True):
+    """On the source of a fork: session `(app_name, user_id, session_id)` was forked from
+    this one at version `at_version` (the link back from the source)."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+    at_version: int
+
+
+class HistoryRewound(Payload, frozen=True):
+    """The session went back to version `to_version`: the messages after it leave the visible
+    history (the log keeps them), and the session-scoped state is `state` again.
+
+    It carries the visible history as it was at `to_version` (the version it started
+    after, retracted message ids, hidden version ranges, the summary's version), so the
+    fold stays pure."""
+
+    to_version: int
+    state: dict[str, Any] = {}
+    history_from: int = 0
+    retracted: list[str] = []
+    hidden: list[tuple[int, int]] = []
+    summary_version: int = 0
+
+
+class HistoryCompacted(Payload, frozen=True):
+    """`summary` stands for the visible messages up to version `through_version`: reads show
+    it first, then the messages after it; the log (and `replay`) keep every message."""
+
+    summary: Event
+    through_version: int
 
 
 class PayloadErased(Payload, frozen=True):
@@ -285,6 +329,10 @@ AnyPayload = (
     | TagsChanged
     | RetentionSet
     | HistoryTrimmed
+    | SessionForked
+    | ForkCreated
+    | HistoryRewound
+    | HistoryCompacted
 )
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
@@ -311,6 +359,10 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         TagsChanged,
         RetentionSet,
         HistoryTrimmed,
+        SessionForked,
+        ForkCreated,
+        HistoryRewound,
+        HistoryCompacted,
     )
 }
 

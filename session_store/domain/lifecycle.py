@@ -19,7 +19,10 @@ from typing import Any
 import msgspec
 
 from session_store.domain.events import (
+    ForkCreated,
     HistoryCleared,
+    HistoryCompacted,
+    HistoryRewound,
     HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
@@ -29,6 +32,7 @@ from session_store.domain.events import (
     RecordedEvent,
     SessionCreated,
     SessionDeleted,
+    SessionForked,
     SessionKey,
     SessionPurged,
     StateChanged,
@@ -48,7 +52,8 @@ STATUS_AFTER = {"SessionArchived": ARCHIVED, "SessionReactivated": ACTIVE,
 """Event types that set the status."""
 WAKES = frozenset({"MessageAppended", "StateChanged", "InteractionTracked", "MetadataChanged",
                    "MessageRetracted", "HistoryCleared", "CheckpointSaved",
-                   "PendingWritesSaved", "CheckpointsRemoved", "TagsChanged"})
+                   "PendingWritesSaved", "CheckpointsRemoved", "TagsChanged",
+                   "HistoryRewound", "HistoryCompacted"})
 """Activity: it moves `last_update_time` and brings an expired session back."""
 
 
@@ -60,6 +65,20 @@ def next_status(status: str, type_name: str) -> str:
     if after is not None:
         return after
     return ACTIVE if status == EXPIRED and type_name in WAKES else status
+
+
+class ForkLink(msgspec.Struct, frozen=True, array_like=True):
+    """One end of a fork: the session on the other side and the source's version it
+    started from."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+    version: int
+
+    @property
+    def key(self) -> SessionKey:
+        return SessionKey(self.app_name, self.user_id, self.session_id)
 
 
 class Head(msgspec.Struct, kw_only=True):
@@ -88,6 +107,14 @@ class Head(msgspec.Struct, kw_only=True):
     tracked_response_time: float = 0.0
     tracked_timed: int = 0
     """Tracked interactions that carried a response time (> 0): the mean's denominator."""
+    last_message_at: float | None = None
+    """The newest message's own timestamp (as its runner stamped it)."""
+    hidden: list[tuple[int, int]] = []
+    """Version ranges `(after, through)` a rewind took out of the visible history."""
+    summary_version: int = 0
+    """The version of the `HistoryCompacted` whose summary opens the visible history (0: none)."""
+    forked_from: ForkLink | None = None
+    forks: list[ForkLink] = []
 
     @property
     def key(self) -> SessionKey:
@@ -106,7 +133,8 @@ def fold(head: Head | None, event: RecordedEvent) -> Head:
 def copy_head(head: Head) -> Head:
     """A copy of `head` that shares nothing `advance` changes in place."""
     return msgspec.structs.replace(head, state=dict(head.state), metadata=dict(head.metadata),
-                                   tags=list(head.tags), retracted=list(head.retracted))
+                                   tags=list(head.tags), retracted=list(head.retracted),
+                                   hidden=list(head.hidden), forks=list(head.forks))
 
 
 def advance(head: Head | None, event: RecordedEvent) -> Head:
@@ -128,6 +156,7 @@ def advance(head: Head | None, event: RecordedEvent) -> Head:
         if head.status == EXPIRED:
             head.status = ACTIVE
         head.message_count += 1
+        head.last_message_at = float(data.message.timestamp)  # type: ignore[union-attr]
         delta = data.message.state_delta  # type: ignore[union-attr]
         if delta:
             _update_state(head, delta)
@@ -158,9 +187,11 @@ def advance(head: Head | None, event: RecordedEvent) -> Head:
         head.tags = list(data.tags)
     elif isinstance(data, HistoryCleared):
         head.history_from = event.version
-        head.retracted = []
+        head.retracted, head.hidden, head.summary_version = [], [], 0
     elif isinstance(data, HistoryTrimmed):
         head.history_from = max(head.history_from, data.through_version)
+    elif isinstance(data, (HistoryRewound, HistoryCompacted, SessionForked, ForkCreated)):
+        _branch(head, event.version, data)
     elif isinstance(data, SessionDeleted):
         head.deleted = True
     elif isinstance(data, SessionPurged):
@@ -170,6 +201,51 @@ def advance(head: Head | None, event: RecordedEvent) -> Head:
                     version=event.version, created_at=head.created_at,
                     last_update_time=head.created_at, deleted=True, purged=True)
     return head
+
+
+def _branch(head: Head, version: int,
+            data: HistoryRewound | HistoryCompacted | SessionForked | ForkCreated) -> None:
+    """What a rewind, a compaction or either end of a fork does to a head."""
+    if isinstance(data, HistoryRewound):
+        head.state = _session_state(data.state)
+        head.history_from, head.summary_version = data.history_from, data.summary_version
+        head.retracted = list(data.retracted)
+        head.hidden = [(after, through) for after, through in data.hidden]
+        if data.to_version < version - 1:
+            head.hidden.append((data.to_version, version - 1))
+    elif isinstance(data, HistoryCompacted):
+        head.history_from = max(head.history_from, data.through_version)
+        head.summary_version = version
+    elif isinstance(data, SessionForked):
+        head.state = _session_state(data.state)
+        head.forked_from = ForkLink(data.source_app_name, data.source_user_id,
+                                    data.source_session_id, data.at_version)
+    else:
+        head.forks.append(ForkLink(data.app_name, data.user_id, data.session_id,
+                                   data.at_version))
+
+
+def shows(head: Head, version: int) -> bool:
+    """Whether a message at `version` of this session is in its visible history (by
+    version alone: a retracted message is hidden by id, `head.retracted`)."""
+    return version > head.history_from and not any(
+        after < version <= through for after, through in head.hidden)
+
+
+def visible_history(head: Head, records: Iterable[RecordedEvent]) -> list[RecordedEvent]:
+    """Of a session's `MessageAppended` and `HistoryCompacted` records (oldest first, up to
+    the head's version), the visible history: the summary first, then the messages shown."""
+    hidden = set(head.retracted)
+    found: list[RecordedEvent] = []
+    summary: list[RecordedEvent] = []
+    for record in records:
+        data = record.data
+        if record.version == head.summary_version and isinstance(data, HistoryCompacted):
+            summary.append(record)
+        elif (isinstance(data, MessageAppended) and data.message.id not in hidden
+              and shows(head, record.version)):
+            found.append(record)
+    return summary + found
 
 
 def _update_state(head: Head, delta: dict[str, Any]) -> None:
@@ -204,7 +280,7 @@ def _check_open(head: Head, event: RecordedEvent) -> None:
         return
     if head.deleted:
         raise SessionClosed(f"session {head.session_id!r} was deleted")
-    if head.status == ENDED and not isinstance(data, SessionDeleted):
+    if head.status == ENDED and not isinstance(data, (SessionDeleted, ForkCreated)):
         raise SessionClosed(f"session {head.session_id!r} has ended and accepts no more events")
 
 

@@ -16,9 +16,15 @@ from typing import Any
 import msgspec
 
 from session_store.domain import search as searching
-from session_store.domain.events import Event, MessageAppended, RecordedEvent, SessionKey
+from session_store.domain.events import (
+    Event,
+    HistoryCompacted,
+    MessageAppended,
+    RecordedEvent,
+    SessionKey,
+)
 from session_store.domain.frozen import frozen, thawed
-from session_store.domain.lifecycle import ACTIVE, EXPIRED, Head
+from session_store.domain.lifecycle import ACTIVE, EXPIRED, ForkLink, Head
 from session_store.domain.times import seconds
 from session_store.errors import InvalidEvent
 
@@ -59,7 +65,9 @@ class TrackedTotals:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A session as of `version`. `events` holds its visible messages, oldest first."""
+    """A session as of `version`. `events` holds its visible messages, oldest first (after
+    a compaction, the `HistoryCompacted` whose summary stands for the older ones comes
+    first)."""
 
     id: str
     app_name: str
@@ -77,6 +85,12 @@ class Session:
     covers: str = SESSION
     """What `events` hold: `session` (every visible message), `window` (some of them) or
     `summary` (none: `list_sessions`)."""
+    last_message_time: float | None = None
+    """The newest message's own timestamp, as its runner stamped it (None before any)."""
+    forked_from: ForkLink | None = None
+    """The session (and its version) this one was forked from."""
+    forks: tuple[ForkLink, ...] = ()
+    """The sessions forked from this one, oldest first, each with the version it left at."""
 
     def __post_init__(self) -> None:  # deeply immutable: nested values cannot change either
         object.__setattr__(self, "state", MappingProxyType(frozen(dict(self.state))))
@@ -88,7 +102,9 @@ class Session:
 
     @property
     def messages(self) -> tuple[Event, ...]:
-        return tuple(e.data.message for e in self.events if isinstance(e.data, MessageAppended))
+        return tuple(e.data.message if isinstance(e.data, MessageAppended) else e.data.summary
+                     for e in self.events
+                     if isinstance(e.data, (MessageAppended, HistoryCompacted)))
 
     def recent_messages(self, n: int) -> tuple[Event, ...]:
         return self.messages[-n:] if n > 0 else ()
@@ -157,7 +173,10 @@ class Session:
             "version": self.version, "status": self.status, "state": thawed(self.state),
             "metadata": thawed(self.metadata), "tags": list(self.tags),
             "created_at": self.created_at, "last_update_time": self.last_update_time,
-            "expires_at": self.expires_at,
+            "expires_at": self.expires_at, "last_message_time": self.last_message_time,
+            "forked_from": None if self.forked_from is None else list(self.forked_from.key)
+            + [self.forked_from.version],
+            "forks": [[*link.key, link.version] for link in self.forks],
             "events": [msgspec.to_builtins(e) for e in self.events],
             "tracked": thawed(msgspec.to_builtins(self.tracked)), "covers": self.covers,
         }
@@ -195,7 +214,8 @@ def snapshot(head: Head, scoped: Mapping[str, Any], messages: Sequence[RecordedE
         tracked=TrackedTotals(head.tracked_interactions, head.tracked_tokens_in,
                               head.tracked_tokens_out, head.tracked_response_time,
                               head.tracked_timed, tuple(tracked_times)),
-        covers=covers,
+        covers=covers, last_message_time=head.last_message_at,
+        forked_from=head.forked_from, forks=tuple(head.forks),
     )
 
 

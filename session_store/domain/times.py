@@ -35,3 +35,11 @@ def seconds(value: object, what: str) -> float:
 
 def optional_seconds(value: object, what: str) -> float | None:
     return None if value is None else seconds(value, what)
+
+
+def moment(value: object, what: str) -> float:
+    """As `seconds`, but an aware datetime before 1970 is a moment too (negative epoch
+    seconds: before anything was recorded), for "the state as of then"."""
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        return value.timestamp()
+    return seconds(value, what)

@@ -17,6 +17,7 @@ import msgspec
 from session_store.domain.events import (
     PAYLOAD_TYPES,
     Event,
+    HistoryCompacted,
     HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
@@ -288,6 +289,8 @@ def check_numbers(payload: Payload) -> None:
     elif isinstance(payload, HistoryTrimmed):
         check_count(payload.through_version, "through_version")
         check_count(payload.kept, "kept")
+    elif isinstance(payload, HistoryCompacted) and isinstance(payload.summary, Event):
+        check_numbers(MessageAppended(message=payload.summary))  # a summary is a message
 
 
 def check_payload_ids(payload: Payload) -> None:

@@ -96,6 +96,9 @@ class Dialect(Protocol):
     single_writer: bool
     """One writer connection owned by a thread (SQLite), instead of a writer task per
     store with the database serialising writers (PostgreSQL)."""
+    loop_bound: bool
+    """Its connections belong to the event loop that made them (asyncpg): the store must be
+    called on one loop. SQLite's readers and writer thread answer any loop."""
     triggers: Sequence[str]
     """The statements that make the log append-only (all but the audited purge); they
     replace whatever triggers of the same names exist."""

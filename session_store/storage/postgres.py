@@ -129,6 +129,7 @@ class Postgres:
 
     name = "postgresql"
     single_writer = False
+    loop_bound = True
     triggers: Sequence[str] = _TRIGGERS
 
     _TAIL = "SELECT position, anchor FROM ss_events ORDER BY position DESC LIMIT 1"

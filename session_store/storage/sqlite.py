@@ -96,6 +96,7 @@ class SQLite:
 
     name = "sqlite"
     single_writer = True
+    loop_bound = False
     triggers: Sequence[str] = _TRIGGERS
 
     _HEAD = ("SELECT version, hash FROM ss_streams WHERE app_name = ? AND user_id = ? "

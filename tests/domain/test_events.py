@@ -13,6 +13,9 @@ from session_store.domain.events import (
     CheckpointSaved,
     CheckpointsRemoved,
     Event,
+    ForkCreated,
+    HistoryCompacted,
+    HistoryRewound,
     HistoryTrimmed,
     InteractionTracked,
     MessageAppended,
@@ -22,6 +25,7 @@ from session_store.domain.events import (
     RetentionSet,
     ScopePurged,
     SessionCreated,
+    SessionForked,
     SessionKey,
     StateChanged,
     TypedValue,
@@ -49,12 +53,19 @@ SAMPLES = [
     CheckpointsRemoved(checkpoints=[CheckpointRef(checkpoint_id="c1")], reason="prune"),
     RetentionSet(archive_after=86400.0, max_messages=1000),
     HistoryTrimmed(through_version=7, kept=3),
+    SessionForked(source_app_name="a", source_user_id="u", source_session_id="s",
+                  at_version=3, state={"k": [1]}),
+    ForkCreated(app_name="a", user_id="u", session_id="f", at_version=3),
+    HistoryRewound(to_version=2, state={"k": 1}, history_from=1, retracted=["m"],
+                   hidden=[(4, 6)], summary_version=3),
+    HistoryCompacted(summary=Event(role="system", text="so far", id="e9", timestamp=2.0),
+                     through_version=7),
 ]
 
 
 def test_every_payload_type_is_registered_under_its_class_name() -> None:
     assert all(name == cls.__name__ for name, cls in PAYLOAD_TYPES.items())
-    assert len(PAYLOAD_TYPES) == 21
+    assert len(PAYLOAD_TYPES) == 25
 
 
 def test_a_state_change_written_before_the_scope_link_still_decodes() -> None:
