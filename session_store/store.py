@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -51,13 +50,9 @@ from session_store.log.eventlog import EventLog
 from session_store.messages import MessageReads
 from session_store.replay import replay_session
 from session_store.storage import failures
-from session_store.storage.database import (
-    Database,
-    Durability,
-    connect,
-    resolve_url,
-    shown_url,
-)
+from session_store.storage.database import Database, Durability, connect
+from session_store.storage.database import database_file as database_file  # for the CLI
+from session_store.storage.database import describe_url as describe_url  # for the CLI
 from session_store.transfer import Transfer
 from session_store.upkeep import Upkeep
 
@@ -394,19 +389,6 @@ class _Opening:
                         traceback: TracebackType | None) -> None:
         if self._store is not None:
             await self._store.close()
-
-
-def database_file(url: str | None) -> Path | None:
-    """The SQLite file `url` (else `$SESSION_STORE_URL`, else ./sessions.db) names; None for
-    a database server. `StoreUnavailable` for a URL no store can open."""
-    resolved = resolve_url(url)
-    return Path(resolved.database or "") if resolved.get_backend_name() == "sqlite" else None
-
-
-def describe_url(url: str | None) -> str:
-    """`url` as the store resolves it, password hidden."""
-    resolve_url(url)  # StoreUnavailable for a URL no store can open
-    return shown_url(url)
 
 
 def open_store(url: str | None = None, **settings: Any) -> _Opening:

@@ -236,6 +236,9 @@ class _SessionDict(msgspec.Struct, kw_only=True):
     events: list[RecordedEvent] = []
     tracked: TrackedTotals = TrackedTotals()
     covers: str = SESSION
+    last_message_time: float | None = None
+    forked_from: ForkLink | None = None
+    forks: list[ForkLink] = []
 
 
 def session_of(data: Mapping[str, Any]) -> Session:
@@ -255,4 +258,5 @@ def session_of(data: Mapping[str, Any]) -> Session:
         status=found.status, state=found.state, metadata=found.metadata,
         tags=tuple(found.tags), events=tuple(found.events), created_at=found.created_at,
         last_update_time=found.last_update_time, expires_at=found.expires_at,
-        tracked=found.tracked, covers=found.covers)
+        tracked=found.tracked, covers=found.covers, last_message_time=found.last_message_time,
+        forked_from=found.forked_from, forks=tuple(found.forks))

@@ -250,3 +250,16 @@ def connect(url: str | None = None, *, durability: Durability = "normal",
         engine, write_engine, readers = _sqlite_engines(resolved, durability, busy_timeout)
         return Database(resolved, SQLITE, engine, write_engine, readers, shown)
     return Database(resolved, POSTGRES, postgres.engine(resolved, pool_size), shown=shown)
+
+
+def database_file(url: str | None) -> Path | None:
+    """The SQLite file `url` (else `$SESSION_STORE_URL`, else ./sessions.db) names; None for
+    a database server. `StoreUnavailable` for a URL no store can open."""
+    resolved = resolve_url(url)
+    return Path(resolved.database or "") if resolved.get_backend_name() == "sqlite" else None
+
+
+def describe_url(url: str | None) -> str:
+    """`url` as the store resolves it, password hidden."""
+    resolve_url(url)  # StoreUnavailable for a URL no store can open
+    return shown_url(url)
